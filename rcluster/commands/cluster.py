@@ -1,0 +1,1 @@
+"""cluster commands (to be written)."""

@@ -1,0 +1,1 @@
+"""config commands (to be written)."""

@@ -1,0 +1,1 @@
+"""introspection commands (to be written)."""

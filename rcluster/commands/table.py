@@ -1,0 +1,391 @@
+"""The command table: one row per command, the single source of truth.
+
+A row (``Command``) carries the name, arity, flags, key specs and handler.
+It drives dispatch, the arity and unknown-command errors, key extraction
+(used by cluster routing, WATCH invalidation and COMMAND GETKEYS) and the
+``COMMAND`` / ``COMMAND INFO`` / ``COMMAND DOCS`` replies.
+
+Families declare their rows with the ``@command`` decorator, which files
+them in the built-in registry; ``CommandTable.build()`` assembles the
+built-ins plus whatever command-provider plugins add (see interfaces.py).
+
+Key specs follow Redis 7's model (``begin_search`` + ``find_keys``) so that
+extraction and introspection agree by construction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+# Flags in the order Redis lists them in COMMAND INFO.
+FLAG_ORDER = (
+    "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+    "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking",
+    "fast", "no_auth", "no_mandatory_keys", "no_async_loading", "no_multi",
+    "movablekeys", "allow_busy",
+)
+# Flags kept on the row but hidden from COMMAND INFO, as in Redis.
+HIDDEN_FLAGS = ("may_replicate", "protected", "sentinel", "only_sentinel")
+KEY_FLAG_ORDER = ("RO", "RW", "OW", "RM", "access", "update", "insert",
+                  "delete", "not_key", "incomplete", "variable_flags")
+GROUPS = ("generic", "string", "list", "set", "sorted-set", "hash", "pubsub",
+          "transactions", "connection", "server", "scripting", "hyperloglog",
+          "cluster", "sentinel", "geo", "stream", "bitmap", "module")
+_GROUP_CATEGORY = {
+    "generic": "keyspace", "string": "string", "list": "list", "set": "set",
+    "sorted-set": "sortedset", "hash": "hash", "pubsub": "pubsub",
+    "transactions": "transaction", "connection": "connection",
+    "scripting": "scripting", "hyperloglog": "hyperloglog", "geo": "geo",
+    "stream": "stream", "bitmap": "bitmap",
+}
+
+
+class CommandError(Exception):
+    """Raised by a handler for a client error; the text is the reply
+    (e.g. ``ERR syntax error`` or ``WRONGTYPE ...``)."""
+
+
+@dataclass(slots=True, frozen=True)
+class KeySpec:
+    """Where a command's keys are, in Redis 7 key-spec terms.
+
+    begin_search: ``index`` (``index`` = position) or ``keyword``
+    (``keyword`` searched from ``startfrom``; negative = from the end).
+    find_keys: ``range`` (``lastkey`` relative to the first key, negative
+    counts from the end; ``keystep``; ``limit``) or ``keynum`` (``keynumidx``
+    relative to the begin position, then ``firstkey``, ``keystep``).
+    """
+    flags: tuple = ("RW",)
+    index: int | None = None
+    keyword: bytes | None = None
+    startfrom: int = 0
+    lastkey: int = 0
+    keystep: int = 1
+    limit: int = 0
+    keynumidx: int | None = None
+    firstkey: int = 1
+    notes: str | None = None
+
+    def positions(self, argv) -> list:
+        """Key positions in argv; raises InvalidKeys where Redis's
+        getKeysUsingKeySpecs gives up (bad numkeys, out of range)."""
+        argc = len(argv)
+        if self.index is not None:
+            first = self.index
+        elif self.keyword is not None:
+            first = _find_keyword(argv, self.keyword, self.startfrom)
+            if first is None:
+                return []
+        else:
+            raise InvalidKeys()
+        if self.keynumidx is not None:
+            if self.keynumidx >= argc or first + self.keynumidx >= argc:
+                raise InvalidKeys()
+            numkeys = _parse_int(argv[first + self.keynumidx])
+            if numkeys is None or numkeys < 0:
+                raise InvalidKeys()
+            first += self.firstkey
+            last = first + numkeys - 1
+        elif self.lastkey >= 0:
+            last = first + self.lastkey
+        elif not self.limit:
+            last = argc + self.lastkey
+        else:
+            last = first + ((argc - first) // self.limit + self.lastkey)
+        if last >= argc or last < first or first >= argc:
+            raise InvalidKeys()
+        if "incomplete" in self.flags:
+            raise InvalidKeys()
+        return list(range(first, last + 1, self.keystep))
+
+    def describe(self):
+        """The map COMMAND INFO shows for this spec."""
+        from rcluster.resp.codec import Map, SetReply, Status
+        if self.index is not None:
+            begin = Map([(b"type", b"index"),
+                         (b"spec", Map([(b"index", self.index)]))])
+        elif self.keyword is not None:
+            begin = Map([(b"type", b"keyword"),
+                         (b"spec", Map([(b"keyword", self.keyword),
+                                        (b"startfrom", self.startfrom)]))])
+        else:
+            begin = Map([(b"type", b"unknown"), (b"spec", Map([]))])
+        if self.keynumidx is not None:
+            find = Map([(b"type", b"keynum"), (b"spec", Map([
+                (b"keynumidx", self.keynumidx), (b"firstkey", self.firstkey),
+                (b"keystep", self.keystep)]))])
+        elif self.index is not None or self.keyword is not None:
+            find = Map([(b"type", b"range"), (b"spec", Map([
+                (b"lastkey", self.lastkey), (b"keystep", self.keystep),
+                (b"limit", self.limit)]))])
+        else:
+            find = Map([(b"type", b"unknown"), (b"spec", Map([]))])
+        pairs = []
+        if self.notes:
+            pairs.append((b"notes", self.notes.encode()))
+        pairs.append((b"flags", SetReply(
+            [Status(f) for f in KEY_FLAG_ORDER if f in self.flags])))
+        pairs.append((b"begin_search", begin))
+        pairs.append((b"find_keys", find))
+        return Map(pairs)
+
+    @property
+    def writes(self) -> bool:
+        return "RO" not in self.flags
+
+
+def _find_keyword(argv, keyword, startfrom):
+    argc = len(argv)
+    if startfrom > 0:
+        indexes = range(startfrom, argc)
+    else:
+        indexes = range(argc + startfrom, 0, -1)
+    for i in indexes:
+        if 1 <= i < argc and argv[i].lower() == keyword:
+            return i + 1
+    return None
+
+
+def _parse_int(arg):
+    try:
+        return int(arg) if arg.strip() == arg and arg else None
+    except ValueError:
+        return None
+
+
+class InvalidKeys(Exception):
+    """A call whose key arguments can't be located (bad numkeys...)."""
+
+
+def key_range(first, last, step=1, flags=("RW",), notes=None) -> KeySpec:
+    """A spec from Redis's legacy (first, last, step) triple."""
+    lastkey = last - first if last >= 0 else last
+    return KeySpec(flags=tuple(flags), index=first, lastkey=lastkey,
+                   keystep=step, notes=notes)
+
+
+@dataclass(slots=True, eq=False)
+class Command:
+    name: str                     # lower case; "parent|sub" for subcommands
+    handler: Callable | None
+    arity: int
+    flags: frozenset = frozenset()
+    key_specs: tuple = ()
+    get_keys: Callable | None = None   # argv -> key positions (movable keys)
+    group: str = "generic"
+    summary: str = ""
+    since: str = "1.0.0"
+    complexity: str = ""
+    tips: tuple = ()
+    subcommands: dict = field(default_factory=dict)
+    # Statistics (INFO commandstats).
+    calls: int = 0
+    usec: int = 0
+    rejected_calls: int = 0
+    failed_calls: int = 0
+
+    def key_positions(self, argv) -> list:
+        """Key positions; raises InvalidKeys when they can't be found."""
+        if self.get_keys is not None:
+            return self.get_keys(argv)
+        specs = self.key_specs
+        if len(specs) == 1:
+            return specs[0].positions(argv)
+        positions = []
+        for spec in specs:
+            if "not_key" not in spec.flags:
+                positions.extend(spec.positions(argv))
+        return positions
+
+    def keys(self, argv) -> list:
+        """The key arguments of a call, in order ([] if they can't be
+        located: the handler then reports the syntax error)."""
+        try:
+            return [argv[i] for i in self.key_positions(argv)]
+        except InvalidKeys:
+            return []
+
+    def write_keys(self, argv) -> list:
+        """The keys this call may modify (for WATCH): non read-only specs."""
+        if self.get_keys is not None or len(self.key_specs) < 2:
+            return self.keys(argv)
+        out = []
+        try:
+            for spec in self.key_specs:
+                if spec.writes and "not_key" not in spec.flags:
+                    out.extend(argv[i] for i in spec.positions(argv))
+        except InvalidKeys:
+            pass
+        return out
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.key_specs) or self.get_keys is not None
+
+    @property
+    def legacy_range(self):
+        """(first, last, step) for COMMAND INFO, from the first range spec."""
+        if "movablekeys" in self.flags and not self.key_specs:
+            return 0, 0, 0
+        for spec in self.key_specs[:1]:
+            if spec.index is not None and spec.keynumidx is None:
+                last = spec.lastkey
+                if last >= 0:
+                    last += spec.index
+                return spec.index, last, spec.keystep
+        return 0, 0, 0
+
+    @property
+    def acl_categories(self) -> list:
+        cats = []
+        if self.group in _GROUP_CATEGORY:
+            cats.append(_GROUP_CATEGORY[self.group])
+        if "write" in self.flags:
+            cats.append("write")
+        if "readonly" in self.flags and self.group != "scripting":
+            cats.append("read")
+        if "admin" in self.flags:
+            cats += ["admin", "dangerous"]
+        if "pubsub" in self.flags and "pubsub" not in cats:
+            cats.append("pubsub")
+        cats.append("fast" if "fast" in self.flags else "slow")
+        if "blocking" in self.flags:
+            cats.append("blocking")
+        return cats
+
+
+_BUILTINS: list = []
+
+
+def command(name, arity, flags="", keys=None, specs=(), get_keys=None,
+            group="generic", summary="", since="1.0.0", complexity="",
+            tips=(), parent=None):
+    """Declare a built-in command (or, with ``parent``, a subcommand).
+
+    ``keys`` is Redis's legacy triple ``(first, last, step)``, optionally
+    with key-spec flags as a fourth item; ``specs`` gives full KeySpecs.
+    """
+    flagset = frozenset(flags.split())
+
+    def register(handler):
+        key_specs = tuple(specs)
+        if keys is not None:
+            first, last, step, *rest = keys
+            kflags = tuple(rest[0].split()) if rest else (
+                ("RO", "access") if "readonly" in flagset else ("RW",))
+            key_specs = (key_range(first, last, step, kflags),)
+        fs = flagset
+        if get_keys is not None:
+            fs = fs | {"movablekeys"}
+        full = f"{parent}|{name}" if parent else name
+        row = Command(full, handler, arity, fs, key_specs, get_keys, group,
+                      summary, since, complexity, tuple(tips))
+        _BUILTINS.append((parent, name, row))
+        return handler
+    return register
+
+
+def container(name, group, summary, since="1.0.0", flags=""):
+    """Declare a command that only dispatches to subcommands (CONFIG...)."""
+    _BUILTINS.append((None, name, Command(name, None, -2,
+                                          frozenset(flags.split()), (),
+                                          None, group, summary, since)))
+
+
+class CommandTable:
+    """Lookup by lower-case name, with subcommand dispatch."""
+
+    def __init__(self, rows=()):
+        self.commands: dict = {}
+        for parent, name, row in rows:
+            self.add(row, parent)
+
+    @classmethod
+    def build(cls, providers=None) -> "CommandTable":
+        """The built-in families, then each command provider's rows."""
+        import rcluster.commands  # noqa: F401 - registers the families
+        table = cls(_BUILTINS)
+        if providers is None:
+            from rcluster.interfaces import discover_providers
+            providers = discover_providers()
+        for provider in providers:
+            for row in provider.commands():
+                table.add(_copy(row), None)
+        return table
+
+    def add(self, row: Command, parent: str | None = None):
+        if parent is None:
+            existing = self.commands.get(row.name)
+            if existing is not None and existing.handler is None:
+                row.subcommands = existing.subcommands
+            self.commands[row.name] = row
+        else:
+            container_row = self.commands.get(parent)
+            if container_row is None:
+                container_row = Command(parent, None, -2)
+                self.commands[parent] = container_row
+            container_row.subcommands[row.name.split("|", 1)[1]] = row
+
+    def get(self, name: str):
+        return self.commands.get(name)
+
+    def lookup(self, argv):
+        """(command, error text): the row argv runs, or why there is none."""
+        try:
+            name = argv[0].lower().decode()
+        except UnicodeDecodeError:
+            name = None
+        row = self.commands.get(name) if name is not None else None
+        if row is None:
+            return None, unknown_command_error(argv)
+        if row.subcommands:
+            if len(argv) < 2:
+                return None, f"ERR wrong number of arguments for '{row.name}' command"
+            try:
+                sub = row.subcommands.get(argv[1].lower().decode())
+            except UnicodeDecodeError:
+                sub = None
+            if sub is None:
+                return None, "ERR unknown subcommand '%s'. Try %s HELP." % (
+                    _text(argv[1])[:128], row.name.upper())
+            row = sub
+        arity = row.arity
+        if (arity > 0 and arity != len(argv)) or len(argv) < -arity:
+            return None, f"ERR wrong number of arguments for '{row.name}' command"
+        return row, None
+
+    def lookup_name(self, name: bytes):
+        """The row for 'name' or 'parent|sub' (COMMAND INFO/DOCS)."""
+        text = _text(name).lower()
+        parent, _, sub = text.partition("|")
+        row = self.commands.get(parent)
+        if row is not None and sub:
+            row = row.subcommands.get(sub)
+        return row
+
+    def __iter__(self):
+        return iter(self.commands.values())
+
+    def __len__(self):
+        return len(self.commands)
+
+
+def _copy(row: Command) -> Command:
+    return Command(row.name, row.handler, row.arity, frozenset(row.flags),
+                   tuple(row.key_specs), row.get_keys, row.group, row.summary,
+                   row.since, row.complexity, tuple(row.tips),
+                   dict(row.subcommands))
+
+
+def _text(arg: bytes) -> str:
+    return arg.decode("utf-8", "replace")
+
+
+def unknown_command_error(argv) -> str:
+    args = ""
+    for arg in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += "'%s' " % _text(arg)[:128 - len(args)]
+    return "ERR unknown command '%s', with args beginning with: %s" % (
+        _text(argv[0])[:128], args)

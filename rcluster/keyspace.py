@@ -1,0 +1,237 @@
+"""The keyspace (db 0): values, expiries, and the per-slot key index.
+
+Keys live in one dict per hash slot, so the per-slot index *is* the
+storage: counting or listing the keys of a slot (CLUSTER COUNTKEYSINSLOT,
+GETKEYSINSLOT, resharding) costs O(keys in that slot), and keeping it up to
+date costs nothing extra per write.
+
+Values are Python objects by type: ``bytes`` (string), ``collections.deque``
+(list), ``dict`` (hash), ``set`` (set), ``ZSet`` (sorted set).
+
+Time is a number the server sets (``now``, unix ms) before each command, as
+Redis caches its clock per command; nothing here reads a clock.  Expired
+keys are removed lazily on access and actively by ``expire_cycle``, which
+pops due entries from a heap of (deadline, key).
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from binascii import crc_hqx
+
+from rcluster.cluster.keyslot import SLOTS, keyslot
+
+
+class Keyspace:
+    __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
+                 "_heap", "replica_mode")
+
+    def __init__(self):
+        self.slots = [{} for _ in range(SLOTS)]
+        self.expires: dict = {}     # key -> deadline, unix ms
+        self.count = 0
+        self.now = 0
+        # Bumped by every change (Redis's server.dirty): tells the server a
+        # command wrote, for WATCH, replication and rdb_changes_since_last_save.
+        self.dirty = 0
+        # Called with the key each time a key is removed because it expired.
+        self.on_expire = None
+        self._heap: list = []
+        # A replica never expires keys itself: it reports them missing and
+        # waits for its master's DEL (Redis's behaviour).
+        self.replica_mode = False
+
+    # -- reading --------------------------------------------------------
+    def lookup(self, key: bytes):
+        """The live value of key, or None (expiring it if it is due)."""
+        # keyslot() inlined: this is the hottest path of the server.
+        if b"{" in key:
+            table = self.slots[keyslot(key)]
+        else:
+            table = self.slots[crc_hqx(key, 0) & 16383]
+        value = table.get(key)
+        if value is not None and self.expires:
+            when = self.expires.get(key)
+            if when is not None and when <= self.now:
+                if self.replica_mode:
+                    return None
+                self._expire(key, table)
+                return None
+        return value
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.lookup(key) is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def ttl(self, key: bytes):
+        """Milliseconds to live: None for a key without TTL (check
+        existence first)."""
+        when = self.expires.get(key)
+        if when is None:
+            return None
+        return max(when - self.now, 0)
+
+    def expire_time(self, key: bytes):
+        return self.expires.get(key)
+
+    def is_expired(self, key: bytes) -> bool:
+        when = self.expires.get(key)
+        return when is not None and when <= self.now
+
+    # -- writing --------------------------------------------------------
+    def set(self, key: bytes, value, keepttl: bool = False):
+        """Store value under key (a new or replaced key)."""
+        if b"{" in key:
+            table = self.slots[keyslot(key)]
+        else:
+            table = self.slots[crc_hqx(key, 0) & 16383]
+        if key not in table:
+            self.count += 1
+        elif not keepttl and self.expires:
+            self.expires.pop(key, None)
+        table[key] = value
+        self.dirty += 1
+
+    def add(self, key: bytes, value):
+        """Store a value under a key known to be absent (fresh containers)."""
+        self.slots[keyslot(key)][key] = value
+        self.count += 1
+        self.dirty += 1
+
+    def touch(self, key: bytes, changes: int = 1):
+        """Record an in-place change of key's value (LPUSH on a list...)."""
+        self.dirty += changes
+
+    def delete(self, key: bytes) -> bool:
+        table = self.slots[keyslot(key)]
+        if table.pop(key, None) is None:
+            return False
+        self.count -= 1
+        if self.expires:
+            self.expires.pop(key, None)
+        self.dirty += 1
+        return True
+
+    def set_expire(self, key: bytes, when_ms: int):
+        """Give an existing key a deadline (unix ms)."""
+        self.expires[key] = when_ms
+        heap = self._heap
+        heapq.heappush(heap, (when_ms, key))
+        if len(heap) > 2 * len(self.expires) + 1024:
+            # Stale entries (changed or removed TTLs) pile up; rebuild.
+            self._heap = [(w, k) for k, w in self.expires.items()]
+            heapq.heapify(self._heap)
+        self.dirty += 1
+
+    def persist(self, key: bytes) -> bool:
+        if self.expires.pop(key, None) is None:
+            return False
+        self.dirty += 1
+        return True
+
+    def flush(self) -> int:
+        removed = self.count
+        self.slots = [{} for _ in range(SLOTS)]
+        self.expires = {}
+        self._heap = []
+        self.count = 0
+        self.dirty += removed
+        return removed
+
+    def _expire(self, key, table):
+        table.pop(key, None)
+        self.count -= 1
+        self.expires.pop(key, None)
+        self.dirty += 1
+        if self.on_expire is not None:
+            self.on_expire(key)
+
+    def expire_cycle(self, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` keys whose deadline has passed."""
+        if self.replica_mode:
+            return 0
+        heap, expires, now = self._heap, self.expires, self.now
+        removed = 0
+        while heap and heap[0][0] <= now and removed < limit:
+            when, key = heapq.heappop(heap)
+            if expires.get(key) == when:
+                self._expire(key, self.slots[keyslot(key)])
+                removed += 1
+        return removed
+
+    # -- slots and iteration --------------------------------------------
+    def count_in_slot(self, slot: int) -> int:
+        return len(self.slots[slot])
+
+    def keys_in_slot(self, slot: int, count: int) -> list:
+        out = []
+        for key in self.slots[slot]:
+            if len(out) >= count:
+                break
+            out.append(key)
+        return out
+
+    def delete_slot(self, slot: int) -> int:
+        """Drop every key of a slot (CLUSTER DELSLOTS after a reshard...)."""
+        table = self.slots[slot]
+        removed = len(table)
+        if self.expires:
+            for key in table:
+                self.expires.pop(key, None)
+        self.slots[slot] = {}
+        self.count -= removed
+        self.dirty += removed
+        return removed
+
+    def iter_keys(self):
+        """Every key, expired or not (callers check liveness if needed)."""
+        for table in self.slots:
+            if table:
+                yield from list(table)
+
+    def items(self):
+        for table in self.slots:
+            if table:
+                yield from list(table.items())
+
+    def scan(self, cursor: int, count: int):
+        """(next cursor, keys) - the cursor is the next slot to visit.
+
+        Every key present for the whole iteration is returned at least
+        once, as SCAN promises; a slot is returned whole."""
+        slots = self.slots
+        out = []
+        slot = cursor
+        visited = 0
+        while slot < SLOTS:
+            table = slots[slot]
+            slot += 1
+            visited += 1
+            if table:
+                out.extend(table)
+                if len(out) >= count:
+                    break
+            elif visited >= count * 10:
+                break
+        return (0 if slot >= SLOTS else slot), out
+
+    def random_key(self):
+        """A random live key, or None; tries random slots, then walks."""
+        if not self.count:
+            return None
+        for _ in range(100):
+            if not self.count:
+                return None
+            start = random.randrange(SLOTS)
+            for slot in range(start, start + SLOTS):
+                table = self.slots[slot % SLOTS]
+                if table:
+                    break
+            key = random.choice(list(table)) if len(table) < 64 else \
+                next(iter(table)) if random.random() < 0.5 else \
+                list(table)[random.randrange(len(table))]
+            if self.lookup(key) is not None:
+                return key
+        return None

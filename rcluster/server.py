@@ -1,0 +1,307 @@
+"""The node's core, sans-IO: settings, keyspace, clients and command dispatch.
+
+``Server.execute(client, argv)`` is Redis's processCommand: look the
+command up in the one command table, check arity, authentication,
+transaction state, cluster routing, pub/sub context and client pauses,
+then ``call`` it.  ``call`` runs the handler and does the bookkeeping
+every write shares: WATCH invalidation, waking clients blocked on the
+keys it wrote, statistics and the propagation hook.
+
+Time comes from the injected clock (``IReactorTime``): the server never
+imports the reactor.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from twisted.logger import Logger
+
+from rcluster.blocking import BLOCKED, Blocking
+from rcluster.client import Client
+from rcluster.commands.table import CommandError, CommandTable
+from rcluster.keyspace import Keyspace
+from rcluster.pubsub import PubSub
+from rcluster.resp.codec import QUEUED, Error
+from rcluster.stats import Stats
+
+log = Logger(namespace="rcluster")
+
+NOAUTH = Error("NOAUTH Authentication required.")
+EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
+# Commands that run, instead of being queued, inside MULTI.
+_MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit",
+                            "reset"))
+_PUBSUB_CONTEXT = frozenset(("ping", "subscribe", "ssubscribe", "unsubscribe",
+                             "sunsubscribe", "psubscribe", "punsubscribe",
+                             "quit", "reset"))
+
+
+class Server:
+    def __init__(self, settings, clock, table: CommandTable | None = None):
+        self.settings = settings
+        self.clock = clock
+        self.table = table if table is not None else CommandTable.build()
+        # Command rows by the name bytes as clients spell them (b"SET",
+        # b"set"): spares lower-casing and decoding on every request.
+        self._by_raw_name: dict = {}
+        self.keyspace = Keyspace()
+        self.keyspace.on_expire = self._key_expired
+        self.stats = Stats(clock.seconds())
+        self.clients: dict = {}
+        self._next_client_id = 1
+        self.blocking = Blocking(self)
+        self.pubsub = PubSub(self)
+        self.watched_keys: dict = {}      # key -> set of watching clients
+        self.in_exec = False
+        self.pause_type = None            # None | "write" | "all"
+        self.pause_until = 0.0
+        self.paused: list = []            # clients postponed by a pause
+        # Cluster routing: a callable (client, command, argv) returning an
+        # error reply to send instead of running, or None.  Installed by
+        # the cluster layer; with cluster-enabled and none installed yet,
+        # keyed commands answer CLUSTERDOWN.
+        self.router = None
+        # Replication hook: called with (argv) for each write to propagate.
+        self.propagate = None
+        self.shutdown_hook = None         # callable(save: bool|None)
+        self.run_id = os.urandom(20).hex()
+        self.started = clock.seconds()
+        self.lastsave = int(clock.seconds())
+        self.dirty_at_save = 0
+        self.role = "master"
+        self.extensions = {}              # per-plugin state, by name
+
+    # -- clients ------------------------------------------------------------
+    @property
+    def requires_auth(self) -> bool:
+        return bool(self.settings.requirepass)
+
+    def new_client(self, addr="", laddr="", write=None, close=None) -> Client:
+        client = Client(self, self._next_client_id, addr, laddr, write, close)
+        self._next_client_id += 1
+        self.clients[client.id] = client
+        self.stats.total_connections_received += 1
+        return client
+
+    def client_gone(self, client: Client):
+        client.closed = True
+        self.clients.pop(client.id, None)
+        self.blocking.forget(client)
+        self.unwatch_all(client)
+        self.pubsub.forget(client)
+        if client in self.paused:
+            self.paused.remove(client)
+
+    def log_protocol_error(self, client, error):
+        log.info("Protocol error ({reason}) from client: id={id} addr={addr}",
+                 reason=error.reply, id=client.id, addr=client.addr)
+
+    # -- the command pipeline --------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def execute(self, c: Client, argv):
+        """Run one request from a client (Redis's processCommand)."""
+        self.keyspace.now = int(self.clock.seconds() * 1000)
+        # Fast path: a plain command by the exact bytes the client sent.
+        cmd = self._by_raw_name.get(argv[0])
+        if cmd is None or (cmd.arity != len(argv) if cmd.arity > 0
+                           else len(argv) < -cmd.arity):
+            cmd, error = self.table.lookup(argv)
+            if cmd is None:
+                self._reject(c, Error(error))
+                return
+            if not cmd.name.count("|") and len(self._by_raw_name) < 4096:
+                self._by_raw_name[argv[0]] = cmd
+        if not c.authenticated and "no_auth" not in cmd.flags:
+            self._reject(c, NOAUTH)
+            return
+        multi = c.multi
+        if multi is not None and "no_multi" in cmd.flags:
+            self._reject(c, Error("ERR Command not allowed inside a transaction"))
+            return
+        if self.router is not None:
+            if cmd.has_keys or cmd.name == "exec":
+                redirect = self.router(c, cmd, argv)
+                if redirect is not None:
+                    cmd.rejected_calls += 1
+                    if cmd.name == "exec":
+                        self.discard_transaction(c)
+                        c.reply(redirect)
+                    else:
+                        self._reject(c, redirect)
+                    return
+        elif self.settings.cluster_enabled and cmd.has_keys:
+            self._reject(c, Error("CLUSTERDOWN Hash slot not served"))
+            return
+        if not c.resp3 and (c.channels or c.patterns or c.shard_channels) \
+                and cmd.name not in _PUBSUB_CONTEXT:
+            self._reject(c, Error(
+                "ERR Can't execute '%s': only (P|S)SUBSCRIBE / "
+                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+                "context" % cmd.name))
+            return
+        if self.pause_type is not None and c.kind != "replica" and \
+                self._paused_for(cmd, c):
+            c.pending.appendleft(argv)
+            c.blocked = "pause"
+            self.paused.append(c)
+            return
+        if multi is not None and cmd.name not in _MULTI_CONTROL:
+            multi.append((cmd, argv))
+            c.reply(QUEUED)
+            return
+        self.call(c, cmd, argv)
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+
+    @property
+    def total_commands_processed(self) -> int:
+        total = 0
+        for cmd in self.table:
+            total += cmd.calls
+            for sub in cmd.subcommands.values():
+                total += sub.calls
+        return total
+
+    def _reject(self, c, error):
+        self.stats.total_error_replies += 1
+        if c.multi is not None:
+            c.multi_error = True
+        c.reply(error)
+
+    def call(self, c: Client, cmd, argv, send=True):
+        """Run a command and do the shared bookkeeping (Redis's call()).
+
+        The reply is queued to the client unless ``send`` is false (a
+        blocked client being retried gets it through Blocking.unblock)."""
+        ks = self.keyspace
+        dirty = ks.dirty
+        start = time.perf_counter_ns()
+        try:
+            reply = cmd.handler(c, argv)
+        except CommandError as err:
+            reply = Error(str(err))
+        cmd.usec += (time.perf_counter_ns() - start) // 1000
+        cmd.calls += 1
+        c.last_cmd = cmd
+        if reply.__class__ is Error:
+            cmd.failed_calls += 1
+            self.stats.total_error_replies += 1
+        if ks.dirty != dirty and (self.watched_keys or self.blocking.keys
+                                  or self.propagate is not None):
+            self._after_write(c, cmd, argv)
+        if send and reply is not BLOCKED:
+            c.reply(reply)
+        return reply
+
+    def _after_write(self, c, cmd, argv):
+        if self.watched_keys or self.blocking.keys:
+            keys = cmd.write_keys(argv)
+            if self.watched_keys:
+                self.touch_watched(keys)
+            if self.blocking.keys:
+                self.blocking.signal(keys)
+        if self.propagate is not None:
+            self.propagate(c, cmd, argv)
+
+    # -- transactions and WATCH ------------------------------------------
+    def discard_transaction(self, c: Client):
+        c.multi = None
+        c.multi_error = False
+        c.dirty_cas = False
+        self.unwatch_all(c)
+
+    def watch(self, c: Client, key: bytes):
+        if key in c.watched:
+            return
+        c.watched[key] = self.keyspace.is_expired(key)
+        self.watched_keys.setdefault(key, set()).add(c)
+
+    def unwatch_all(self, c: Client):
+        for key in c.watched:
+            watchers = self.watched_keys.get(key)
+            if watchers is not None:
+                watchers.discard(c)
+                if not watchers:
+                    del self.watched_keys[key]
+        c.watched = {}
+
+    def touch_watched(self, keys):
+        watched = self.watched_keys
+        for key in keys:
+            watchers = watched.get(key)
+            if watchers:
+                for client in watchers:
+                    client.dirty_cas = True
+
+    def touch_all_watched(self):
+        """FLUSHALL/FLUSHDB: every watched key that existed is touched."""
+        for key, watchers in self.watched_keys.items():
+            if self.keyspace.lookup(key) is not None:
+                for client in watchers:
+                    client.dirty_cas = True
+
+    def _key_expired(self, key: bytes):
+        self.stats.expired_keys += 1
+        watchers = self.watched_keys.get(key)
+        if watchers:
+            for client in watchers:
+                if not client.watched.get(key):
+                    client.dirty_cas = True
+        if self.propagate is not None:
+            self.propagate(None, self.table.get("del"), [b"DEL", key])
+
+    # -- CLIENT PAUSE -----------------------------------------------------
+    def _paused_for(self, cmd, c) -> bool:
+        if self.clock.seconds() >= self.pause_until:
+            self.unpause()
+            return False
+        if self.pause_type == "all":
+            return True
+        flags = cmd.flags
+        if cmd.name == "exec" and c.multi:
+            return any("write" in q.flags or "may_replicate" in q.flags
+                       for q, _ in c.multi)
+        return "write" in flags or "may_replicate" in flags
+
+    def pause(self, kind: str, until: float):
+        # A weaker pause never replaces a stronger one still running.
+        if self.pause_type == "all" and kind == "write" and \
+                self.pause_until > self.clock.seconds():
+            self.pause_until = max(self.pause_until, until)
+            return
+        self.pause_type = kind
+        self.pause_until = until
+        self.clock.callLater(max(until - self.clock.seconds(), 0),
+                             self._pause_expired)
+
+    def _pause_expired(self):
+        if self.pause_type is not None and \
+                self.clock.seconds() >= self.pause_until:
+            self.unpause()
+
+    def unpause(self):
+        self.pause_type = None
+        waiting, self.paused = self.paused, []
+        for client in waiting:
+            if client.blocked == "pause":
+                client.blocked = None
+                client.resume()
+
+    # -- periodic work ----------------------------------------------------
+    def cron(self):
+        """Called every 1/hz seconds: active expiry, idle clients, stats."""
+        now = self.clock.seconds()
+        self.keyspace.now = int(now * 1000)
+        self.keyspace.expire_cycle()
+        self.stats.sample(now, self.total_commands_processed)
+        timeout = self.settings.timeout
+        if timeout:
+            for client in list(self.clients.values()):
+                if client.kind == "normal" and client.blocked is None and \
+                        not (client.channels or client.patterns
+                             or client.shard_channels) and \
+                        now - client.last_interaction > timeout:
+                    client.kill()

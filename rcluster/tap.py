@@ -1,0 +1,212 @@
+"""``twistd rcluster``: command-line options and service assembly.
+
+Settings are layered: rcluster's defaults, then ``--config FILE``
+(redis.conf syntax), then command-line options, then CONFIG SET at run
+time.  ``makeService`` builds the sans-IO server and wraps it in Twisted
+services: the client listeners (TCP and TLS), the cron, and the cluster
+bus when ``cluster-enabled yes``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.application import internet, service
+from twisted.python import usage
+
+from rcluster.config import ConfigError, Settings
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Run a Redis Cluster 7.0 compatible node. Clients speak RESP "
+                "on --port; peers speak the cluster bus on port+10000. "
+                "Options are Redis directives: anything in redis.conf can be "
+                "given with --config FILE or --set directive=value.")
+
+    optParameters = [
+        ["config", "c", None, "A redis.conf-syntax configuration file."],
+        ["port", "p", None, "TCP port for clients (directive 'port', default 6379)."],
+        ["bind", "b", None, "Addresses to listen on, space separated (directive 'bind')."],
+        ["dir", "d", None, "Working directory: nodes.conf and data files go here."],
+        ["requirepass", None, None, "Password clients must AUTH with."],
+        ["cluster-config-file", None, None, "Cluster state file (default nodes.conf)."],
+        ["cluster-node-timeout", None, None, "Milliseconds before a silent node is PFAIL."],
+        ["cluster-port", None, None, "Cluster bus port (default: port + 10000)."],
+        ["tls-port", None, None, "Serve TLS clients on this port (directive 'tls-port')."],
+        ["tls-cert-file", None, None, "PEM certificate of this node."],
+        ["tls-key-file", None, None, "PEM private key of this node."],
+        ["tls-ca-cert-file", None, None, "PEM CA bundle that signs clients and peers."],
+    ]
+    optFlags = [
+        ["tls", None, "Serve TLS on --port (and on the cluster bus and "
+                      "replication links): like 'tls-port <port>', 'port 0', "
+                      "'tls-cluster yes', 'tls-replication yes'."],
+        ["standalone", None, "Shortcut for --set cluster-enabled=no."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["set"] = []
+
+    def opt_set(self, assignment):
+        """Set any Redis directive: --set directive=value (repeatable)."""
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise usage.UsageError("--set takes directive=value")
+        self["set"].append((name.strip(), value))
+
+    opt_s = opt_set
+
+    def postOptions(self):
+        try:
+            self.settings = build_settings(self)
+        except ConfigError as err:
+            raise usage.UsageError(str(err))
+
+
+# Options that map one-to-one onto a directive of the same name.
+_DIRECT = ("port", "bind", "dir", "requirepass", "cluster-config-file",
+           "cluster-node-timeout", "cluster-port", "tls-port", "tls-cert-file",
+           "tls-key-file", "tls-ca-cert-file")
+
+
+def build_settings(options) -> Settings:
+    settings = Settings()
+    # rcluster's own defaults, where they differ from redis-server's: a
+    # node is a cluster node unless told otherwise.
+    settings.apply("cluster-enabled", ["yes"])
+    settings.apply("save", [""])
+    if options.get("config"):
+        settings.load_file(options["config"])
+    for name in _DIRECT:
+        value = options.get(name)
+        if value is not None:
+            settings.apply(name, value.split() if name == "bind" else [value])
+    if options.get("standalone"):
+        settings.apply("cluster-enabled", ["no"])
+    for name, value in options.get("set", ()):
+        settings.apply(name, value.split() if name in ("bind", "save") else [value])
+    if options.get("tls"):
+        settings.tls_port = settings.port
+        settings.port = 0
+        settings.tls_cluster = True
+        settings.tls_replication = True
+        settings.changed.update(("tls-port", "port", "tls-cluster", "tls-replication"))
+    return settings
+
+
+def makeService(options) -> service.IService:
+    from twisted.internet import reactor
+
+    settings = options.settings
+    return NodeService(settings, reactor)
+
+
+class NodeService(service.MultiService):
+    """One rcluster node: its listeners, cron and cluster bus."""
+
+    def __init__(self, settings: Settings, reactor):
+        super().__init__()
+        from twisted.logger import Logger
+
+        from rcluster.resp.protocol import RespFactory
+        from rcluster.server import Server
+
+        self.log = Logger(namespace="rcluster")
+        self.settings = settings
+        self.reactor = reactor
+        if settings.dir:
+            try:
+                os.chdir(settings.dir)
+            except OSError as err:
+                raise usage.UsageError(
+                    f"Can't chdir to '{settings.dir}': {err.strerror}")
+        for warning in settings.warnings:
+            self.log.warn("{warning}", warning=warning)
+        self.server = Server(settings, reactor)
+        self.server.shutdown_hook = self.shutdown
+        self.ports = []
+        if settings.port:
+            self._listen(settings.port, RespFactory(self.server))
+        if settings.tls_port:
+            from rcluster.tls import server_context
+            self._listen(settings.tls_port, RespFactory(self.server, tls=True),
+                         server_context(settings))
+        hz = max(1, min(settings.hz, 500))
+        cron = internet.TimerService(1.0 / hz, self.server.cron)
+        cron.clock = reactor
+        cron.setServiceParent(self)
+
+    def _listen(self, port, factory, tls_context=None):
+        reactor, backlog = self.reactor, self.settings.tcp_backlog
+        for address in self.settings.bind:
+            interface = _interface(address.lstrip("-"))
+            if tls_context is None:
+                def listen(interface=interface):
+                    return reactor.listenTCP(port, factory, backlog, interface)
+            else:
+                def listen(interface=interface):
+                    return reactor.listenSSL(port, factory, tls_context,
+                                             backlog, interface)
+            listener = Listener(listen, optional=address.startswith("-"))
+            listener.setServiceParent(self)
+            self.ports.append(listener)
+
+    def startService(self):
+        super().startService()
+        if self.settings.pidfile:
+            with open(self.settings.pidfile, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        self.log.info("Ready to accept connections")
+
+    def stopService(self):
+        result = super().stopService()
+        if self.settings.pidfile:
+            try:
+                os.unlink(self.settings.pidfile)
+            except OSError:
+                pass
+        return result
+
+    def shutdown(self, save=None):
+        """SHUTDOWN: stop the reactor (twistd stops the services)."""
+        self.log.info("User requested shutdown...")
+        self.reactor.callLater(0, self.reactor.stop)
+
+
+def _interface(address: str) -> str:
+    if address == "*":
+        return "0.0.0.0"
+    if address == "::*":
+        return "::"
+    return address
+
+
+class Listener(service.Service):
+    """A listening port as a service.  A failure to bind is tolerated for
+    '-'-prefixed addresses, as Redis does for its default 'bind * -::*'."""
+
+    def __init__(self, listen, optional: bool):
+        self.listen = listen
+        self.optional = optional
+        self.port = None
+
+    def privilegedStartService(self):
+        from twisted.internet.error import CannotListenError
+        try:
+            self.port = self.listen()
+        except CannotListenError:
+            if not self.optional:
+                raise
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    sys.exit("run with: twistd -n rcluster [options]")
