@@ -137,6 +137,10 @@ class NodeService(service.MultiService):
         cron = internet.TimerService(1.0 / hz, self.server.cron)
         cron.clock = reactor
         cron.setServiceParent(self)
+        if settings.cluster_enabled:
+            from rcluster.cluster.service import ClusterService
+            self.cluster = ClusterService(self.server, settings, reactor)
+            self.cluster.setServiceParent(self)
 
     def _listen(self, port, factory, tls_context=None):
         reactor, backlog = self.reactor, self.settings.tcp_backlog

@@ -1,0 +1,160 @@
+"""Real processes on loopback for integration and interop tests.
+
+``NodeProcess`` runs ``twistd -n rcluster`` (or, with ``binary=
+'redis-server'``, Debian's redis-server) in a private temporary directory
+on a free port; a test registers ``stop`` with ``addCleanup`` so every
+process it starts is stopped, whatever happens.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def free_port(bus: bool = True) -> int:
+    """A loopback port that is free, and (with bus) port+10000 too."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port > 55000 or not bus:
+            if not bus:
+                return port
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+def have(binary: str) -> bool:
+    return shutil.which(binary) is not None
+
+
+class NodeProcess:
+    """One server process; ``args`` are extra directives as (name, value)."""
+
+    def __init__(self, binary="rcluster", port=None, cluster=False,
+                 directives=(), extra_args=(), workdir=None):
+        self.binary = binary
+        self.port = port or free_port()
+        self.cluster = cluster
+        self.directives = list(directives)
+        self.extra_args = list(extra_args)
+        self.workdir = workdir or tempfile.mkdtemp(prefix=f"{binary}-{self.port}-")
+        self._own_workdir = workdir is None
+        self.proc = None
+        self.log_path = os.path.join(self.workdir, "node.log")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list:
+        directives = [("port", str(self.port)), ("bind", "127.0.0.1"),
+                      ("cluster-enabled", "yes" if self.cluster else "no"),
+                      ("save", ""), ("appendonly", "no"),
+                      ("dir", self.workdir)] + self.directives
+        if self.binary == "redis-server":
+            args = ["redis-server"]
+            for name, value in directives:
+                args += [f"--{name}", value]
+            return args + self.extra_args
+        args = [TWISTD, "-n", "--pidfile=", "--logfile", self.log_path,
+                "rcluster"]
+        for name, value in directives:
+            args += ["--set", f"{name}={value}"]
+        return args + self.extra_args
+
+    def start(self, timeout=20.0):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        log = open(self.log_path + ".out", "wb")
+        self.proc = subprocess.Popen(self.command(), cwd=self.workdir,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.binary} on {self.port} exited:\n"
+                                   + self.output())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.binary} on {self.port} not ready:\n" + self.output())
+
+    def output(self) -> str:
+        text = []
+        for path in (self.log_path, self.log_path + ".out"):
+            try:
+                with open(path, errors="replace") as fh:
+                    text.append(fh.read()[-4000:])
+            except OSError:
+                pass
+        return "\n".join(text)
+
+    def kill(self):
+        """SIGKILL, as a crash would (the workdir stays for a restart)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def client(self, **kwargs):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port,
+                           socket_timeout=10, **kwargs)
+
+    def cli(self, *args, input=None, check=True) -> str:
+        """Run redis-cli against this node; returns its stdout."""
+        result = subprocess.run(["redis-cli", "-p", str(self.port), *args],
+                                input=input, capture_output=True, text=True,
+                                timeout=60)
+        if check and result.returncode != 0:
+            raise RuntimeError(result.stderr)
+        return result.stdout
+
+
+def start_node(test, **kwargs) -> NodeProcess:
+    """Start a node for a trial TestCase and register its cleanup."""
+    node = NodeProcess(**kwargs)
+    test.addCleanup(node.cleanup)
+    node.start()
+    return node
