@@ -184,16 +184,20 @@ class Command:
     rejected_calls: int = 0
     failed_calls: int = 0
 
-    def key_positions(self, argv) -> list:
-        """Key positions; raises InvalidKeys when they can't be found."""
+    def key_positions(self, argv, include_not_keys=False) -> list:
+        """Key positions; raises InvalidKeys when they can't be found.
+
+        Specs flagged not_key (the channel of SPUBLISH...) are left out,
+        except for cluster routing, which hashes them like keys."""
         if self.get_keys is not None:
             return self.get_keys(argv)
         specs = self.key_specs
-        if len(specs) == 1:
+        if len(specs) == 1 and (include_not_keys or
+                                "not_key" not in specs[0].flags):
             return specs[0].positions(argv)
         positions = []
         for spec in specs:
-            if "not_key" not in spec.flags:
+            if include_not_keys or "not_key" not in spec.flags:
                 positions.extend(spec.positions(argv))
         return positions
 

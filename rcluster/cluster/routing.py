@@ -1,0 +1,126 @@
+"""Client redirection: Redis Cluster's getNodeByQuery + clusterRedirectClient.
+
+``Router(state, server)`` is installed as ``server.router``: for every
+keyed command (and EXEC, for the whole transaction) it decides whether this
+node serves the request, and otherwise returns the error reply Redis
+gives: ``-MOVED``, ``-ASK``, ``-TRYAGAIN``, ``-CROSSSLOT`` or one of the
+``-CLUSTERDOWN`` texts.  Returning None means "run it here".
+"""
+from __future__ import annotations
+
+from rcluster.cluster.keyslot import keyslot
+from rcluster.commands.table import InvalidKeys
+from rcluster.resp.codec import Error
+
+CROSSSLOT = Error("CROSSSLOT Keys in request don't hash to the same slot")
+TRYAGAIN = Error("TRYAGAIN Multiple keys request during rehashing of slot")
+DOWN = Error("CLUSTERDOWN The cluster is down")
+DOWN_RO = Error("CLUSTERDOWN The cluster is down and only accepts read commands")
+UNBOUND = Error("CLUSTERDOWN Hash slot not served")
+
+_SHARD_PUBSUB = frozenset(("ssubscribe", "sunsubscribe", "spublish"))
+
+
+class Router:
+    def __init__(self, state, server):
+        self.state = state
+        self.server = server
+
+    def __call__(self, c, cmd, argv):
+        asking = c.asking or "asking" in cmd.flags
+        if c.multi is None:
+            # ASKING is good for one command (Redis resets it after each
+            # command outside MULTI); keyless commands don't reach here,
+            # which is the only difference.
+            c.asking = False
+        return self._route(c, cmd, argv, asking)
+
+    def _route(self, c, cmd, argv, asking):
+        state = self.state
+        if cmd.name == "exec":
+            if c.multi is None:
+                return None          # EXEC will answer its own error
+            calls = c.multi
+        else:
+            calls = ((cmd, argv),)
+        shard_pubsub = cmd.name in _SHARD_PUBSUB
+        firstkey = None
+        slot = 0
+        owner = None
+        multiple = migrating = importing = False
+        missing = existing = 0
+        lookup = self.server.keyspace.lookup
+        for qcmd, qargv in calls:
+            try:
+                positions = qcmd.key_positions(qargv, include_not_keys=True)
+            except InvalidKeys:
+                positions = ()
+            for pos in positions:
+                key = qargv[pos]
+                if firstkey is None:
+                    firstkey = key
+                    slot = keyslot(key)
+                    owner = state.slot_owner(slot)
+                    if owner is None:
+                        return UNBOUND
+                    if owner is state.myself and \
+                            state.migrating_to(slot) is not None:
+                        migrating = True
+                    elif state.importing_from(slot) is not None:
+                        importing = True
+                elif key != firstkey:
+                    if keyslot(key) != slot:
+                        return CROSSSLOT
+                    multiple = True
+                if (migrating or importing) and not shard_pubsub:
+                    if lookup(key) is None:
+                        missing += 1
+                    else:
+                        existing += 1
+        if owner is None:
+            return None              # no keys at all: served here
+        is_write = any("write" in q.flags for q, _ in calls)
+        settings = self.server.settings
+        if not state.is_ok:
+            if shard_pubsub:
+                if not settings.cluster_allow_pubsubshard_when_down:
+                    return DOWN
+            elif not settings.cluster_allow_reads_when_down:
+                return DOWN
+            elif is_write:
+                return DOWN_RO
+        if (migrating or importing) and cmd.name == "migrate":
+            return None
+        if migrating and missing:
+            if existing:
+                return TRYAGAIN
+            return self._redirect(c, "ASK", slot, state.migrating_to(slot))
+        if importing and asking:
+            if multiple and missing:
+                return TRYAGAIN
+            return None
+        myself = state.myself
+        if (c.readonly or shard_pubsub) and not is_write and \
+                not myself.is_master and myself.replicaof is owner:
+            return None
+        if owner is myself:
+            return None
+        return self._redirect(c, "MOVED", slot, owner)
+
+    def _redirect(self, c, kind, slot, node):
+        settings = self.server.settings
+        port = node.port
+        # A plain-text client of a TLS cluster is sent to the plain port.
+        if settings.tls_cluster and not c.tls and node.pport:
+            port = node.pport
+        return Error(f"{kind} {slot} {preferred_endpoint(settings, node)}:{port}")
+
+
+def preferred_endpoint(settings, node) -> str:
+    """The address Redis advertises for a node (cluster-preferred-endpoint-type)."""
+    kind = settings.cluster_preferred_endpoint_type
+    if kind == "ip":
+        return node.ip
+    if kind == "hostname":
+        return node.hostname or "?"
+    return "?"

@@ -1,0 +1,156 @@
+"""getNodeByQuery semantics, against a minimal stand-in for the cluster state
+(the routing code only needs slot ownership, open slots and cluster health)."""
+from twisted.trial.unittest import TestCase
+
+from rcluster.cluster.keyslot import keyslot
+from rcluster.cluster.routing import Router
+from tests.protocol.helpers import connect, exchange, make_server
+
+
+class Node:
+    def __init__(self, name, port, master=True, replicaof=None):
+        self.name = name
+        self.ip = "127.0.0.1"
+        self.port = port
+        self.pport = 0
+        self.hostname = ""
+        self.is_master = master
+        self.replicaof = replicaof
+
+
+class State:
+    def __init__(self, myself, owners):
+        self.myself = myself
+        self.owners = owners          # slot -> node (others: unbound)
+        self.migrating = {}
+        self.importing = {}
+        self.is_ok = True
+
+    def slot_owner(self, slot):
+        return self.owners.get(slot)
+
+    def migrating_to(self, slot):
+        return self.migrating.get(slot)
+
+    def importing_from(self, slot):
+        return self.importing.get(slot)
+
+
+SLOT_FOO = keyslot(b"foo")
+SLOT_BAR = keyslot(b"bar")
+
+
+class RoutingTests(TestCase):
+    def setUp(self):
+        self.me = Node("me", 7000)
+        self.other = Node("other", 7001)
+        self.server, _ = make_server(cluster_enabled="yes")
+        self.state = State(self.me, {SLOT_FOO: self.me, SLOT_BAR: self.other,
+                                     keyslot(b"{foo}x"): self.me})
+        self.server.router = Router(self.state, self.server)
+        self.proto, self.transport = connect(self.server)
+
+    def send(self, line):
+        return exchange(self.proto, self.transport, line)
+
+    def test_local_key_served(self):
+        self.assertEqual(self.send(b"SET foo 1\r\n"), b"+OK\r\n")
+
+    def test_moved(self):
+        self.assertEqual(self.send(b"GET bar\r\n"),
+                         b"-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+
+    def test_unbound_slot(self):
+        self.assertEqual(self.send(b"GET zzz\r\n"),
+                         b"-CLUSTERDOWN Hash slot not served\r\n")
+
+    def test_crossslot(self):
+        self.assertEqual(self.send(b"MGET foo bar\r\n"),
+                         b"-CROSSSLOT Keys in request don't hash to the same slot\r\n")
+
+    def test_same_slot_multikey(self):
+        self.send(b"SET foo 1\r\n")
+        self.assertEqual(self.send(b"MGET foo {foo}x\r\n"), b"*2\r\n$1\r\n1\r\n$-1\r\n")
+
+    def test_keyless_commands_not_routed(self):
+        self.assertEqual(self.send(b"PING\r\n"), b"+PONG\r\n")
+
+    def test_cluster_down(self):
+        self.state.is_ok = False
+        self.assertEqual(self.send(b"GET foo\r\n"), b"-CLUSTERDOWN The cluster is down\r\n")
+        self.server.settings.cluster_allow_reads_when_down = True
+        self.assertEqual(self.send(b"GET foo\r\n"), b"$-1\r\n")
+        self.assertEqual(self.send(b"SET foo 1\r\n"),
+                         b"-CLUSTERDOWN The cluster is down and only accepts read commands\r\n")
+
+    def test_migrating_ask_and_tryagain(self):
+        self.state.migrating[SLOT_FOO] = self.other
+        # Key missing here: ask the target.
+        self.assertEqual(self.send(b"GET foo\r\n"),
+                         b"-ASK %d 127.0.0.1:7001\r\n" % SLOT_FOO)
+        self.server.keyspace.set(b"foo", b"1")
+        self.assertEqual(self.send(b"GET foo\r\n"), b"$1\r\n1\r\n")
+        # Some keys here, some gone: TRYAGAIN.
+        self.assertEqual(self.send(b"MGET foo {foo}x\r\n"),
+                         b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n")
+
+    def test_importing_needs_asking(self):
+        self.state.owners[SLOT_BAR] = self.other
+        self.state.importing[SLOT_BAR] = self.other
+        self.assertEqual(self.send(b"GET bar\r\n"),
+                         b"-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+        self.server.table.commands["asking"] = _asking_row()
+        self.assertEqual(self.send(b"ASKING\r\nGET bar\r\nGET bar\r\n"),
+                         b"+OK\r\n$-1\r\n-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+
+    def test_exec_routes_whole_transaction(self):
+        self.server.table.commands.setdefault("multi", _multi_row())
+        self.server.table.commands.setdefault("exec", _exec_row())
+        reply = self.send(b"MULTI\r\nGET bar\r\n")
+        self.assertEqual(reply, b"+OK\r\n-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+
+    def test_readonly_replica_reads(self):
+        me = Node("me", 7000, master=False, replicaof=self.other)
+        self.state.myself = me
+        client = self.proto.client
+        self.assertEqual(self.send(b"GET bar\r\n"),
+                         b"-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+        client.readonly = True
+        self.assertEqual(self.send(b"GET bar\r\n"), b"$-1\r\n")
+        self.assertEqual(self.send(b"SET bar 1\r\n"),
+                         b"-MOVED %d 127.0.0.1:7001\r\n" % SLOT_BAR)
+
+    def test_tls_cluster_plain_client_gets_plain_port(self):
+        self.other.pport = 6001
+        self.server.settings.tls_cluster = True
+        self.assertEqual(self.send(b"GET bar\r\n"),
+                         b"-MOVED %d 127.0.0.1:6001\r\n" % SLOT_BAR)
+
+
+def _asking_row():
+    from rcluster.commands.table import Command
+    from rcluster.resp.codec import OK
+
+    def asking(c, argv):
+        c.asking = True
+        return OK
+    return Command("asking", asking, 1, frozenset({"fast"}))
+
+
+def _multi_row():
+    from rcluster.commands.table import Command
+    from rcluster.resp.codec import OK
+
+    def multi(c, argv):
+        c.multi = []
+        return OK
+    return Command("multi", multi, 1, frozenset({"no_multi"}))
+
+
+def _exec_row():
+    from rcluster.commands.table import Command
+
+    def exec_(c, argv):
+        queued, c.multi = c.multi, None
+        return [c.server.call(c, cmd, a, send=False) for cmd, a in queued]
+    return Command("exec", exec_, 1, frozenset({"no_multi"}))
