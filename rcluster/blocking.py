@@ -24,6 +24,7 @@ class BlockedOn:
     timeout_reply: object
     timer: object = None
     retrying: bool = field(default=False)
+    ready_key: bytes = None       # the written key a retry is serving
 
 
 class Blocking:
@@ -60,6 +61,22 @@ class Blocking:
         client.blocked = entry
         return BLOCKED
 
+    def woken_by(self, client):
+        """The written key a blocked client's command is being retried for,
+        or None when the command runs normally."""
+        entry = client.blocked
+        if isinstance(entry, BlockedOn) and entry.retrying:
+            return entry.ready_key
+        return None
+
+    def serve_order(self, client, keys):
+        """Keys in the order a pop should try them: on a retry the key that
+        was written comes first, as Redis serves the key that got ready."""
+        key = self.woken_by(client)
+        if key is None or key not in keys:
+            return keys
+        return [key] + [k for k in keys if k != key]
+
     def signal(self, keys):
         for key in keys:
             if key in self.keys and key not in self._ready_set:
@@ -78,6 +95,7 @@ class Blocking:
                     if not isinstance(entry, BlockedOn):
                         continue
                     entry.retrying = True
+                    entry.ready_key = key
                     server.keyspace.now = server.now_ms()
                     reply = server.call(client, entry.cmd, entry.argv, send=False)
                     entry.retrying = False

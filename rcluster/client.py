@@ -3,22 +3,40 @@
 The Twisted protocol hands bytes to ``Client.feed`` and gives the client
 two callables: ``write(bytes)`` and ``close()``.  The client parses the
 requests, runs them through the server one by one, and writes the batch of
-replies with one ``write``.  A client that blocks (BLPOP, CLIENT PAUSE)
-keeps its later requests queued until it is released, as Redis keeps them
-in the query buffer.
+replies with one ``write``.
+
+A client that blocks (BLPOP, CLIENT PAUSE) runs nothing more until it is
+released: the requests already parsed wait in the parser, the bytes that
+keep coming are only buffered (Redis leaves them in the query buffer, and
+so do we: they count against client-query-buffer-limit, and a protocol
+error in them shows when the client gets to them).  ``pending`` holds the
+requests the server handed back (a command postponed by CLIENT PAUSE);
+they run first.
+
+A protocol error is answered after the requests that preceded it, then the
+connection closes; so does QUIT, after its +OK.  Past
+client-query-buffer-limit the connection closes without a reply.
 """
 from __future__ import annotations
 
 from collections import deque
 
+from twisted.logger import Logger
+
 from rcluster.resp.codec import (Error, ProtocolError, QueryBufferOverflow,
                                  Raw, RequestParser, encode)
+
+log = Logger(namespace="rcluster")
 
 # Client flags reported by CLIENT LIST (Redis's one-letter codes).
 FLAG_LETTERS = (("replica", "S"), ("master", "M"), ("pubsub", "P"),
                 ("multi", "x"), ("blocked", "b"), ("dirty_cas", "d"),
                 ("close_after_reply", "c"), ("readonly", "r"),
                 ("no_evict", "e"), ("no_touch", "T"))
+
+# CLIENT REPLY modes.  SKIP is armed by CLIENT REPLY SKIP; the command
+# after it runs in SKIPPING, silenced, then the mode is back ON.
+ON, OFF, SKIP, SKIPPING = "on", "off", "skip", "skipping"
 
 
 class Client:
@@ -48,9 +66,9 @@ class Client:
         now = server.clock.seconds()
         self.created = now
         self.last_interaction = now
-        settings = server.settings
-        self.parser = RequestParser(settings.proto_max_bulk_len,
-                                    settings.client_query_buffer_limit)
+        # The parser reads its limits from the settings: CONFIG SET of
+        # proto-max-bulk-len or client-query-buffer-limit applies at once.
+        self.parser = RequestParser(server.settings)
         self.parser.strict_auth = not self.authenticated
         self.pending: deque = deque()
         self.out: list = []
@@ -74,69 +92,117 @@ class Client:
         self.no_evict = False
         self.no_touch = False
         self.tls = False
-        self.reply_mode = "on"    # CLIENT REPLY on|off|skip
+        self.reply_mode = ON      # CLIENT REPLY: on | off | skip | skipping
         self.flags_extra = set()
 
     # -- input ------------------------------------------------------------
     def feed(self, data: bytes):
-        if self.parser is None:
-            return  # a protocol error already ended this stream
+        """Bytes from the connection: run what they complete, reply once."""
+        parser = self.parser
+        if parser is None or self.closing:
+            return    # Redis reads nothing more from a closing client
         self.last_interaction = self.server.clock.seconds()
         try:
-            requests = self.parser.feed(data)
-            failure = None
-        except ProtocolError as err:
-            requests, failure = err.requests, err
+            batch = parser.feed(data, self.blocked is None and not self.pending)
+        except QueryBufferOverflow as err:
+            self._overflow(err)
+            return
         self.in_batch = True
         try:
-            if self.pending or self.blocked is not None:
-                self.pending.extend(requests)
-            else:
-                execute = self.server.execute
-                for index, argv in enumerate(requests):
-                    execute(self, argv)
-                    if self.blocked is not None or self.closing:
-                        self.pending.extend(requests[index + 1:])
-                        break
-            if failure is not None:
-                self.pending.append(failure)
-                self.parser = None
-                self._drain()
+            self._run(batch)
         finally:
             self.in_batch = False
         self.flush()
 
     def resume(self):
-        """Run queued requests after the client stops being blocked."""
-        if self.blocked is None and self.pending and not self.closed:
+        """Run what waited while the client was blocked or paused."""
+        if self.in_batch or self.closed:
+            return    # the batch running now carries on by itself
+        if self.blocked is None:
             self.in_batch = True
             try:
-                self._drain()
+                self._run()
             finally:
                 self.in_batch = False
         self.flush()
 
-    def _drain(self):
-        pending = self.pending
+    def complete(self, value):
+        """Answer the command the client was blocked on (``blocked`` is
+        already cleared), then run what it queued meanwhile: one write."""
+        self.reply(value)
+        if self.reply_mode != ON:
+            self._command_done()
+        self.resume()
+
+    def _run(self, batch=()):
+        """Run ``batch``, then what waits (the requests the server handed
+        back, then the parser's), until nothing is left or the client
+        stops: blocked, closing, or unauthenticated again (the requests
+        already parsed must pass the stricter limits)."""
         execute = self.server.execute
-        while pending and self.blocked is None and not self.closing:
-            item = pending.popleft()
-            if isinstance(item, ProtocolError):
-                if not isinstance(item, QueryBufferOverflow):
-                    self.reply(Error("ERR " + item.reply))
-                self.server.log_protocol_error(self, item)
-                self.closing = True
-                pending.clear()
+        pending = self.pending
+        parser = self.parser
+        while True:
+            for index, argv in enumerate(batch):
+                if argv:
+                    execute(self, argv)
+                if self.blocked is None:
+                    if self.reply_mode != ON:
+                        self._command_done()
+                    if not (self.closing or parser.strict_auth):
+                        continue
+                if index + 1 < len(batch):
+                    parser.unread(batch[index + 1:])
+                break
+            if self.blocked is not None or self.closing:
                 return
-            execute(self, item)
+            if pending:
+                batch = (pending.popleft(),)
+            elif parser.more:
+                try:
+                    batch = parser.take()
+                except ProtocolError as err:
+                    self._protocol_error(err)
+                    return
+                if not batch:
+                    return
+            else:
+                return
+
+    def _command_done(self):
+        """After each command (Redis's resetClient): CLIENT REPLY SKIP
+        silences exactly the next one."""
+        if self.reply_mode == SKIP:
+            self.reply_mode = SKIPPING
+        elif self.reply_mode == SKIPPING:
+            self.reply_mode = ON
+
+    def _protocol_error(self, err: ProtocolError):
+        if err.reply is not None:
+            self.server.stats.total_error_replies += 1
+            self.reply(Error("ERR " + err.reply))
+        self.server.log_protocol_error(self, err)
+        self._stop_reading()
+
+    def _overflow(self, err: QueryBufferOverflow):
+        log.warn("Closing client that reached max query buffer length: "
+                 "id={id} addr={addr} qbuf={qbuf} (qbuf initial bytes: "
+                 "{head!r})", id=self.id, addr=self.addr, qbuf=err.buffered,
+                 head=err.head)
+        self._stop_reading()
+        self.flush()
+
+    def _stop_reading(self):
+        self.closing = True
+        self.parser = None
+        self.pending.clear()
 
     # -- output -----------------------------------------------------------
     def reply(self, value):
         """Queue a reply to the running command (flushed with the batch)."""
-        if self.reply_mode != "on":
-            if self.reply_mode == "skip":
-                self.reply_mode = "on"
-            return
+        mode = self.reply_mode
+        if mode != ON and mode != SKIP:
+            return    # CLIENT REPLY OFF, or the command after SKIP
         cls = value.__class__
         if cls is Raw:
             self.out.append(value)
@@ -146,19 +212,23 @@ class Client:
             self.out.append(encode(value, self.resp3))
 
     def push(self, value):
-        """Deliver an out-of-band reply (pub/sub message, unblocked pop)."""
+        """Deliver an out-of-band reply (pub/sub message); CLIENT REPLY
+        does not silence these, as in Redis."""
         self.out.append(encode(value, self.resp3))
         if not self.in_batch:
             self.flush()
 
     def flush(self):
-        if self.out and not self.closed:
-            data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
-            self.out.clear()
-            self.server.stats.net_output_bytes += len(data)
-            self.write(data)
-        elif self.out:
-            self.out.clear()
+        out = self.out
+        if out:
+            if not self.closed:
+                data = b"".join(out) if len(out) > 1 else out[0]
+                if data:
+                    stats = self.server.stats
+                    stats.net_output_bytes += len(data)
+                    stats.total_writes_processed += 1
+                    self.write(data)
+            out.clear()
         if self.closing and not self.closed:
             self.closed = True
             self.close()
@@ -175,6 +245,14 @@ class Client:
         self.authenticated = value
         if self.parser is not None:
             self.parser.strict_auth = not value
+
+    def set_reply_mode(self, mode: str):
+        """CLIENT REPLY ON|OFF|SKIP (lower case).  The command answers OK
+        to ON and nothing (codec.NO_REPLY) to OFF and SKIP; SKIP does
+        nothing while replies are OFF."""
+        if mode == SKIP and self.reply_mode == OFF:
+            return
+        self.reply_mode = mode
 
     @property
     def query_buffer(self) -> int:

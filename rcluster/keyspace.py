@@ -144,7 +144,8 @@ class Keyspace:
         table.pop(key, None)
         self.count -= 1
         self.expires.pop(key, None)
-        self.dirty += 1
+        # Not a write of the running command (Redis leaves server.dirty
+        # alone): on_expire does the WATCH and replication bookkeeping.
         if self.on_expire is not None:
             self.on_expire(key)
 
@@ -200,38 +201,40 @@ class Keyspace:
         """(next cursor, keys) - the cursor is the next slot to visit.
 
         Every key present for the whole iteration is returned at least
-        once, as SCAN promises; a slot is returned whole."""
+        once, as SCAN promises; a slot is returned whole.  Empty slots
+        cost next to nothing, so they don't count against the budget."""
         slots = self.slots
         out = []
         slot = cursor
-        visited = 0
         while slot < SLOTS:
             table = slots[slot]
             slot += 1
-            visited += 1
             if table:
                 out.extend(table)
                 if len(out) >= count:
                     break
-            elif visited >= count * 10:
-                break
         return (0 if slot >= SLOTS else slot), out
 
     def random_key(self):
-        """A random live key, or None; tries random slots, then walks."""
-        if not self.count:
-            return None
-        for _ in range(100):
-            if not self.count:
-                return None
+        """A random live key, or None.
+
+        Picks a random non-empty slot, then a random key in it; an expired
+        pick is removed by lookup, so the loop ends.  A replica removes
+        nothing: it gives up after a bounded number of expired picks."""
+        tries = 0
+        while self.count:
             start = random.randrange(SLOTS)
-            for slot in range(start, start + SLOTS):
-                table = self.slots[slot % SLOTS]
+            for offset in range(SLOTS):
+                table = self.slots[(start + offset) % SLOTS]
                 if table:
                     break
-            key = random.choice(list(table)) if len(table) < 64 else \
-                next(iter(table)) if random.random() < 0.5 else \
-                list(table)[random.randrange(len(table))]
+            index = random.randrange(len(table))
+            for position, key in enumerate(table):
+                if position == index:
+                    break
             if self.lookup(key) is not None:
+                return key
+            tries += 1
+            if self.replica_mode and tries >= 100:
                 return key
         return None

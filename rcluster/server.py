@@ -28,10 +28,11 @@ from rcluster.stats import Stats
 log = Logger(namespace="rcluster")
 
 NOAUTH = Error("NOAUTH Authentication required.")
-EXECABORT = Error("EXECABORT Transaction discarded because of previous errors.")
 # Commands that run, instead of being queued, inside MULTI.
 _MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit",
                             "reset"))
+# Connections Redis flags CLIENT_SLAVE: replicas, and MONITOR clients.
+_REPLICA_KINDS = frozenset(("replica", "monitor"))
 _PUBSUB_CONTEXT = frozenset(("ping", "subscribe", "ssubscribe", "unsubscribe",
                              "sunsubscribe", "psubscribe", "punsubscribe",
                              "quit", "reset"))
@@ -62,9 +63,13 @@ class Server:
         # the cluster layer; with cluster-enabled and none installed yet,
         # keyed commands answer CLUSTERDOWN.
         self.router = None
+        self.cluster = None               # the cluster state, in cluster mode
         # Replication hook: called with (argv) for each write to propagate.
         self.propagate = None
         self.shutdown_hook = None         # callable(save: bool|None)
+        # MONITOR hook: called with (client, command, argv) after each call.
+        self.monitor = None
+        self.active_expire = True         # DEBUG SET-ACTIVE-EXPIRE
         self.run_id = os.urandom(20).hex()
         self.started = clock.seconds()
         self.lastsave = int(clock.seconds())
@@ -110,13 +115,23 @@ class Server:
                            else len(argv) < -cmd.arity):
             cmd, error = self.table.lookup(argv)
             if cmd is None:
-                self._reject(c, Error(error))
+                if c.multi is not None and argv[0].lower() == b"exec":
+                    self._abort_exec(c, error)
+                else:
+                    self._reject(c, Error(error))
                 return
-            if not cmd.name.count("|") and len(self._by_raw_name) < 4096:
+            if not cmd.name.count("|") and not cmd.subcommands and \
+                    len(self._by_raw_name) < 4096:
                 self._by_raw_name[argv[0]] = cmd
         if not c.authenticated and "no_auth" not in cmd.flags:
             self._reject(c, NOAUTH)
             return
+        if cmd.guard is not None:
+            refusal = cmd.guard(c)
+            if refusal is not None:
+                cmd.rejected_calls += 1
+                self._reject(c, Error(refusal))
+                return
         multi = c.multi
         if multi is not None and "no_multi" in cmd.flags:
             self._reject(c, Error("ERR Command not allowed inside a transaction"))
@@ -142,6 +157,11 @@ class Server:
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
                 "context" % cmd.name))
             return
+        if c.kind in _REPLICA_KINDS and (
+                "write" in cmd.flags or "readonly" in cmd.flags
+                or "may_replicate" in cmd.flags):
+            self._reject(c, Error("ERR Replica can't interact with the keyspace"))
+            return
         if self.pause_type is not None and c.kind != "replica" and \
                 self._paused_for(cmd, c):
             c.pending.appendleft(argv)
@@ -165,8 +185,16 @@ class Server:
                 total += sub.calls
         return total
 
+    def _abort_exec(self, c, error: str):
+        """EXEC refused before running: the transaction is discarded and
+        the reason given (Redis's execCommandAbort)."""
+        self.discard_transaction(c)
+        reason = error[4:] if error.startswith("ERR ") else error
+        self._reject(c, Error("EXECABORT Transaction discarded because of: "
+                              + reason))
+
     def _reject(self, c, error):
-        self.stats.total_error_replies += 1
+        self.stats.count_error(error)
         if c.multi is not None:
             c.multi_error = True
         c.reply(error)
@@ -188,10 +216,12 @@ class Server:
         c.last_cmd = cmd
         if reply.__class__ is Error:
             cmd.failed_calls += 1
-            self.stats.total_error_replies += 1
+            self.stats.count_error(reply)
         if ks.dirty != dirty and (self.watched_keys or self.blocking.keys
                                   or self.propagate is not None):
             self._after_write(c, cmd, argv)
+        if self.monitor is not None:
+            self.monitor(c, cmd, argv)
         if send and reply is not BLOCKED:
             c.reply(reply)
         return reply
@@ -295,7 +325,8 @@ class Server:
         """Called every 1/hz seconds: active expiry, idle clients, stats."""
         now = self.clock.seconds()
         self.keyspace.now = int(now * 1000)
-        self.keyspace.expire_cycle()
+        if self.active_expire:
+            self.keyspace.expire_cycle()
         self.stats.sample(now, self.total_commands_processed)
         timeout = self.settings.timeout
         if timeout:

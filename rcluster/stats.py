@@ -23,9 +23,18 @@ class Stats:
         self.sync_full = 0
         self.sync_partial_ok = 0
         self.sync_partial_err = 0
+        self.errors: dict = {}        # error code -> count (INFO errorstats)
         # (time, commands) samples for instantaneous_ops_per_sec.
         self._samples = deque(maxlen=16)
         self._samples.append((now, 0, 0, 0))
+
+    def count_error(self, text: str):
+        """An error reply: counted by its code, the first word (Redis's
+        afterErrorReply; 'ERR' when there is no space in the first 32)."""
+        self.total_error_replies += 1
+        space = text.find(" ", 0, 32)
+        code = text[:space] if space != -1 else "ERR"
+        self.errors[code] = self.errors.get(code, 0) + 1
 
     def sample(self, now: float, commands: int):
         last = self._samples[-1]

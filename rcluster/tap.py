@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
-from twisted.application import internet, service
+from twisted.application import service
+from twisted.internet.task import LoopingCall
+from twisted.logger import globalLogPublisher
 from twisted.python import usage
 
+from rcluster import tls
 from rcluster.config import ConfigError, Settings
+from rcluster.logging import RedisLogObserver
 
 
 class Options(usage.Options):
@@ -37,11 +41,15 @@ class Options(usage.Options):
         ["tls-cert-file", None, None, "PEM certificate of this node."],
         ["tls-key-file", None, None, "PEM private key of this node."],
         ["tls-ca-cert-file", None, None, "PEM CA bundle that signs clients and peers."],
+        ["tls-auth-clients", None, None, "yes (default): clients need a CA-signed "
+                                         "certificate; optional: verified if sent; no."],
+        ["loglevel", None, None, "debug, verbose, notice (default) or warning."],
     ]
     optFlags = [
-        ["tls", None, "Serve TLS on --port (and on the cluster bus and "
-                      "replication links): like 'tls-port <port>', 'port 0', "
-                      "'tls-cluster yes', 'tls-replication yes'."],
+        ["tls", None, "TLS everywhere: clients on --port speak TLS (unless "
+                      "tls-port is given: then both are served), and so do "
+                      "the cluster bus and replication links (tls-cluster, "
+                      "tls-replication)."],
         ["standalone", None, "Shortcut for --set cluster-enabled=no."],
     ]
 
@@ -68,10 +76,11 @@ class Options(usage.Options):
 # Options that map one-to-one onto a directive of the same name.
 _DIRECT = ("port", "bind", "dir", "requirepass", "cluster-config-file",
            "cluster-node-timeout", "cluster-port", "tls-port", "tls-cert-file",
-           "tls-key-file", "tls-ca-cert-file")
+           "tls-key-file", "tls-ca-cert-file", "tls-auth-clients", "loglevel")
 
 
 def build_settings(options) -> Settings:
+    """defaults < --config FILE < options < --set, then --tls."""
     settings = Settings()
     # rcluster's own defaults, where they differ from redis-server's: a
     # node is a cluster node unless told otherwise.
@@ -82,29 +91,56 @@ def build_settings(options) -> Settings:
     for name in _DIRECT:
         value = options.get(name)
         if value is not None:
-            settings.apply(name, value.split() if name == "bind" else [value])
+            _apply(settings, name, value, f"--{name} {value}")
     if options.get("standalone"):
         settings.apply("cluster-enabled", ["no"])
     for name, value in options.get("set", ()):
-        settings.apply(name, value.split() if name in ("bind", "save") else [value])
+        _apply(settings, name, value, f"--set {name}={value}")
     if options.get("tls"):
-        settings.tls_port = settings.port
-        settings.port = 0
-        settings.tls_cluster = True
-        settings.tls_replication = True
-        settings.changed.update(("tls-port", "port", "tls-cluster", "tls-replication"))
+        _tls_everywhere(settings)
     return settings
+
+
+def _apply(settings, name, value, given):
+    try:
+        settings.apply(name, [value])
+    except ConfigError as err:
+        raise ConfigError(f"{given}: {err}") from None
+
+
+def _tls_everywhere(settings):
+    """--tls: the client port speaks TLS (unless a tls-port was given:
+    then both ports are served), and so do bus and replication links."""
+    if not settings.tls_port:
+        settings.tls_port, settings.port = settings.port, 0
+    settings.tls_cluster = True
+    settings.tls_replication = True
+    settings.changed.update(("tls-port", "port", "tls-cluster", "tls-replication"))
 
 
 def makeService(options) -> service.IService:
     from twisted.internet import reactor
 
-    settings = options.settings
-    return NodeService(settings, reactor)
+    try:
+        node = NodeService(options.settings, reactor)
+    except ConfigError as err:
+        # A clear message and exit status 1, not a traceback.
+        raise SystemExit(f"rcluster: {err}")
+    if node.settings.logfile:
+        # Redis-format lines in the 'logfile' directive's file, next to
+        # whatever twistd's own --logfile gets.
+        node.observer = node.log_observer()
+    return node
 
 
 class NodeService(service.MultiService):
-    """One rcluster node: its listeners, cron and cluster bus."""
+    """One rcluster node: its listeners, cron and cluster bus.
+
+    Raises ConfigError for settings it can't run with (a 'dir' it can't
+    enter, unusable TLS files).  ``observer``, if set, is a log observer
+    added to the global publisher while the node runs."""
+
+    observer = None
 
     def __init__(self, settings: Settings, reactor):
         super().__init__()
@@ -120,27 +156,32 @@ class NodeService(service.MultiService):
             try:
                 os.chdir(settings.dir)
             except OSError as err:
-                raise usage.UsageError(
+                raise ConfigError(
                     f"Can't chdir to '{settings.dir}': {err.strerror}")
-        for warning in settings.warnings:
-            self.log.warn("{warning}", warning=warning)
+        if tls.tls_in_use(settings):
+            tls.check(settings)
+        settings.listeners.append(tls.on_config_set(settings))
         self.server = Server(settings, reactor)
         self.server.shutdown_hook = self.shutdown
         self.ports = []
         if settings.port:
             self._listen(settings.port, RespFactory(self.server))
         if settings.tls_port:
-            from rcluster.tls import server_context
             self._listen(settings.tls_port, RespFactory(self.server, tls=True),
-                         server_context(settings))
-        hz = max(1, min(settings.hz, 500))
-        cron = internet.TimerService(1.0 / hz, self.server.cron)
-        cron.clock = reactor
-        cron.setServiceParent(self)
+                         tls.server_context(settings))
+        CronService(settings, self.server.cron, reactor).setServiceParent(self)
         if settings.cluster_enabled:
             from rcluster.cluster.service import ClusterService
             self.cluster = ClusterService(self.server, settings, reactor)
             self.cluster.setServiceParent(self)
+
+    def role(self) -> str:
+        """The role letter of Redis's log lines: M(aster) or S (replica)."""
+        return "S" if self.server.role == "replica" else "M"
+
+    def log_observer(self, stream=None):
+        """A Redis-format log observer for this node (rcluster.logging)."""
+        return RedisLogObserver(self.settings, self.role, stream)
 
     def _listen(self, port, factory, tls_context=None):
         reactor, backlog = self.reactor, self.settings.tcp_backlog
@@ -158,7 +199,11 @@ class NodeService(service.MultiService):
             self.ports.append(listener)
 
     def startService(self):
+        if self.observer is not None:
+            globalLogPublisher.addObserver(self.observer)
         super().startService()
+        for warning in self.settings.warnings:
+            self.log.warn("{warning}", warning=warning)
         if self.settings.pidfile:
             with open(self.settings.pidfile, "w") as fh:
                 fh.write(f"{os.getpid()}\n")
@@ -167,10 +212,14 @@ class NodeService(service.MultiService):
     def stopService(self):
         result = super().stopService()
         if self.settings.pidfile:
+            self.log.info("Removing the pid file.")
             try:
                 os.unlink(self.settings.pidfile)
             except OSError:
                 pass
+        self.log.warn("rcluster is now ready to exit, bye bye...")
+        if self.observer is not None:
+            globalLogPublisher.removeObserver(self.observer)
         return result
 
     def shutdown(self, save=None):
@@ -185,6 +234,43 @@ def _interface(address: str) -> str:
     if address == "::*":
         return "::"
     return address
+
+
+class CronService(service.Service):
+    """Runs the server's cron ``hz`` times a second (a LoopingCall);
+    CONFIG SET hz takes effect at once, as in Redis."""
+
+    def __init__(self, settings, tick, clock):
+        self.settings = settings
+        self.tick = tick
+        self.clock = clock
+        self.loop = None
+        settings.listeners.append(self._config_changed)
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / max(1, min(self.settings.hz, 500))
+
+    def startService(self):
+        super().startService()
+        self._start()
+
+    def stopService(self):
+        super().stopService()
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        self.loop = None
+
+    def _start(self):
+        self.loop = LoopingCall(self.tick)
+        self.loop.clock = self.clock
+        self.loop.start(self.interval, now=False)
+
+    def _config_changed(self, name, value):
+        if name == "hz" and self.running and self.loop is not None:
+            if self.loop.interval != self.interval:
+                self.loop.stop()
+                self._start()
 
 
 class Listener(service.Service):

@@ -3,11 +3,12 @@ and Redis's error texts (one place, so they stay identical everywhere)."""
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
-from decimal import Decimal
 
+from rcluster.commands.longdouble import is_inf, parse_long_double
 from rcluster.commands.table import CommandError
-from rcluster.resp.codec import Error
+from rcluster.resp.codec import Error, Status
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 SYNTAX = "ERR syntax error"
@@ -16,6 +17,7 @@ NOT_FLOAT = "ERR value is not a valid float"
 NO_KEY = "ERR no such key"
 OUT_OF_RANGE = "ERR index out of range"
 OVERFLOW = "ERR increment or decrement would overflow"
+POSITIVE = "ERR value is out of range, must be positive"
 TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 
@@ -37,47 +39,75 @@ def parse_int(arg: bytes, error: str = NOT_INT, low=LLONG_MIN,
     raise CommandError(error)
 
 
-def parse_positive(arg: bytes, what="value") -> int:
-    value = parse_int(arg)
-    if value < 0:
-        raise CommandError(f"ERR {what} is out of range, must be positive")
+def parse_ranged(arg: bytes, low: int, high: int, error: str = None) -> int:
+    """Redis's getRangeLongFromObjectOrReply: with a custom error text, that
+    text is also the reply to a non-integer."""
+    value = parse_int(arg, error or NOT_INT)
+    if not low <= value <= high:
+        raise CommandError(error or "ERR value is out of range, value must "
+                           "between %d and %d" % (low, high))
     return value
+
+
+def parse_positive(arg: bytes, error: str = POSITIVE) -> int:
+    """Redis's getPositiveLongFromObjectOrReply (counts...)."""
+    return parse_ranged(arg, 0, LLONG_MAX, error)
+
+
+_C_SPACE = b" \t\n\v\f\r"
+_DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+                      rb"(?:[eE][+-]?[0-9]+)?\Z")
+_HEX = re.compile(rb"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+                  rb"(?:[pP][+-]?[0-9]+)?\Z")
+_INFINITY = re.compile(rb"[+-]?inf(?:inity)?\Z", re.IGNORECASE)
+
+
+def strtod(text: bytes):
+    """C's strtod over the whole of text -> (value, out of range), or None.
+
+    Leading spaces are skipped as strtod does; NaN is refused (Redis
+    refuses it everywhere); "out of range" is strtod's ERANGE: a finite
+    number too big (inf) or too small (0) for a double."""
+    body = text.lstrip(_C_SPACE)
+    if _DECIMAL.match(body):
+        value = float(body)
+        mantissa = body.lower().split(b"e")[0]
+        digits = b"123456789"
+    elif _HEX.match(body):
+        try:
+            value = float.fromhex(body.decode())
+        except OverflowError:
+            value = -math.inf if body[:1] == b"-" else math.inf
+        mantissa = body.lower().split(b"p")[0].split(b"x")[1]
+        digits = b"123456789abcdef"
+    elif _INFINITY.match(body):
+        return float(body), False
+    else:
+        return None
+    too_small = value == 0 and any(d in digits for d in mantissa)
+    return value, math.isinf(value) or too_small
 
 
 def parse_float(arg: bytes, error: str = NOT_FLOAT) -> float:
-    """Redis's strtod checks: no spaces, no NaN; inf is allowed."""
-    if not arg or arg[:1].isspace() or arg[-1:].isspace() or b"_" in arg:
+    """Redis's string2d / getDoubleFromObject: all of arg is a number (no
+    leading space), hex allowed, NaN and overflow/underflow refused."""
+    parsed = strtod(arg) if arg and arg[0] not in _C_SPACE else None
+    if parsed is None or parsed[1]:
         raise CommandError(error)
-    try:
-        value = float(arg)
-    except ValueError:
-        raise CommandError(error) from None
-    if math.isnan(value):
-        raise CommandError(error)
-    return value
+    return parsed[0]
 
 
-def format_float(value: float) -> bytes:
-    """INCRBYFLOAT/HINCRBYFLOAT output: shortest form, never exponents."""
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = format(Decimal(text), "f")
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text.encode()
-
-
-def parse_timeout(arg: bytes, now_ms: int) -> int:
-    """Blocking command timeout in seconds (float) -> relative ms, 0=forever."""
-    try:
-        seconds = parse_float(arg, TIMEOUT_NOT_FLOAT)
-    except CommandError:
-        raise
-    if seconds < 0:
+def parse_timeout(arg: bytes, now_ms: int = 0) -> int:
+    """A blocking command's timeout in seconds -> milliseconds, 0 = forever
+    (Redis's getTimeoutFromObjectOrReply: long double, rounded up; what
+    doesn't fit a long long wraps negative on x86, hence "negative")."""
+    seconds = parse_long_double(arg, TIMEOUT_NOT_FLOAT)
+    if is_inf(seconds) or abs(seconds) * 1000 >= 2**63:
         raise CommandError(TIMEOUT_NEGATIVE)
-    if math.isinf(seconds) or seconds * 1000 > LLONG_MAX - now_ms:
-        raise CommandError(TIMEOUT_NOT_FLOAT)
-    return int(seconds * 1000 + 0.5) if seconds else 0
+    millis = math.ceil(seconds * 1000)
+    if millis < 0:
+        raise CommandError(TIMEOUT_NEGATIVE)
+    return millis
 
 
 def lower(arg: bytes) -> bytes:
@@ -144,3 +174,23 @@ def drop_if_empty(c, key: bytes, container) -> bool:
 
 def error(text: str) -> Error:
     return Error(text)
+
+
+# -- replies shared by container commands ----------------------------------
+
+def help_reply(argv, lines) -> list:
+    """Redis's addReplyHelp: a usage line, the lines, then HELP itself."""
+    name = argv[0].decode("utf-8", "replace").upper()
+    return [Status(f"{name} <subcommand> [<arg> [value] [opt] ...]. "
+                   "Subcommands are:"),
+            *map(Status, lines),
+            Status("HELP"), Status("    Prints this help.")]
+
+
+def subcommand_syntax_error(argv) -> CommandError:
+    """Redis's addReplySubcommandSyntaxError (a known subcommand given the
+    wrong arguments, for commands parsing their own subcommands)."""
+    return CommandError(
+        "ERR unknown subcommand or wrong number of arguments for '%s'. "
+        "Try %s HELP." % (argv[1].decode("utf-8", "replace")[:128],
+                          argv[0].decode("utf-8", "replace").upper()))

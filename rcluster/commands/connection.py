@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 
 from rcluster import REDIS_VERSION
-from rcluster.commands.common import SYNTAX
+from rcluster.commands.common import SYNTAX, parse_int
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import OK, PONG, Map, Status
 
@@ -12,7 +12,8 @@ _G = dict(group="connection")
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
-@command("ping", -1, "fast sentinel", summary="Ping the server", **_G)
+@command("ping", -1, "fast sentinel", summary="Ping the server",
+         tips=("request_policy:all_shards", "response_policy:all_succeeded"), **_G)
 def ping(c, argv):
     if len(argv) > 2:
         raise CommandError("ERR wrong number of arguments for 'ping' command")
@@ -21,7 +22,7 @@ def ping(c, argv):
     return PONG if len(argv) == 1 else argv[1]
 
 
-@command("echo", 2, "fast", summary="Echo the given string", **_G)
+@command("echo", 2, "loading stale fast", summary="Echo the given string", **_G)
 def echo(c, argv):
     return argv[1]
 
@@ -120,10 +121,10 @@ def validate_client_name(name: bytes) -> bytes:
 @command("select", 2, "loading stale fast", summary="Change the selected database",
          **_G)
 def select(c, argv):
-    try:
-        index = int(argv[1])
-    except ValueError:
-        raise CommandError("ERR value is not an integer or out of range")
+    index = parse_int(argv[1])
+    if not -2**31 <= index < 2**31:
+        raise CommandError("ERR value is out of range, value must between "
+                           "-2147483648 and 2147483647")
     if c.server.settings.cluster_enabled and index != 0:
         raise CommandError("ERR SELECT is not allowed in cluster mode")
     if index != 0:

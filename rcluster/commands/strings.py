@@ -1,12 +1,12 @@
 """String commands.  Strings are stored as ``bytes``."""
 from __future__ import annotations
 
-import math
-
-from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, OVERFLOW,
-                                      SYNTAX, WRONGTYPE, format_float,
-                                      parse_float, parse_int, read, write)
-from rcluster.commands.table import CommandError, command
+from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
+                                      OVERFLOW, SYNTAX, WRONGTYPE, parse_int,
+                                      read, write)
+from rcluster.commands.longdouble import (add, format_long_double, is_inf,
+                                          parse_long_double)
+from rcluster.commands.table import CommandError, command, key_range
 from rcluster.resp.codec import OK, Map
 
 _G = dict(group="string")
@@ -69,7 +69,9 @@ def deadline_ms(c, arg, flags, name):
     return value
 
 
-@command("set", -3, "write denyoom", keys=(1, 1, 1, "RW access update variable_flags"),
+@command("set", -3, "write denyoom",
+         specs=[key_range(1, 1, 1, ("RW", "access", "update", "variable_flags"),
+                          "RW and ACCESS due to the optional `GET` argument")],
          summary="Set the string value of a key", **_G)
 def set_(c, argv):
     ks = c.server.keyspace
@@ -130,7 +132,9 @@ def get(c, argv):
     return value
 
 
-@command("getex", -2, "write fast", keys=(1, 1, 1, "RW access update"),
+@command("getex", -2, "write fast",
+         specs=[key_range(1, 1, 1, ("RW", "access", "update"),
+                          "RW and UPDATE because it changes the TTL")],
          summary="Get the value of a key and optionally set its expiration",
          since="6.2.0", **_G)
 def getex(c, argv):
@@ -169,6 +173,7 @@ def getset(c, argv):
 
 
 @command("mget", -2, "readonly fast", keys=(1, -1, 1, "RO access"),
+         tips=("request_policy:multi_shard",),
          summary="Get the values of all the given keys", **_G)
 def mget(c, argv):
     lookup = c.server.keyspace.lookup
@@ -194,12 +199,14 @@ def _mset(c, argv, nx):
 
 
 @command("mset", -3, "write denyoom", keys=(1, -1, 2, "OW update"),
+         tips=("request_policy:multi_shard", "response_policy:all_succeeded"),
          summary="Set multiple keys to multiple values", since="1.0.1", **_G)
 def mset(c, argv):
     return _mset(c, argv, False)
 
 
 @command("msetnx", -3, "write denyoom", keys=(1, -1, 2, "OW insert"),
+         tips=("request_policy:multi_shard", "response_policy:agg_min"),
          summary="Set multiple keys to multiple values, only if none of the keys exist",
          since="1.0.1", **_G)
 def msetnx(c, argv):
@@ -251,16 +258,16 @@ def decrby(c, argv):
 def incrbyfloat(c, argv):
     key = argv[1]
     old = write(c, key, bytes)
-    value = 0.0 if old is None else parse_float(old)
-    value += parse_float(argv[2])
-    if math.isnan(value) or math.isinf(value):
+    value = 0 if old is None else parse_long_double(old, NOT_FLOAT)
+    value = add(value, parse_long_double(argv[2], NOT_FLOAT))
+    if is_inf(value) or value != value:
         raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_float(value)
+    text = format_long_double(value)
     c.server.keyspace.set(key, text, keepttl=True)
     return text
 
 
-@command("append", 3, "write denyoom", keys=(1, 1, 1, "RW insert"),
+@command("append", 3, "write denyoom fast", keys=(1, 1, 1, "RW insert"),
          summary="Append a value to a key", since="2.0.0", **_G)
 def append(c, argv):
     key, extra = argv[1], argv[2]

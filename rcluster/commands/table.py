@@ -14,6 +14,7 @@ extraction and introspection agree by construction.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,6 +39,12 @@ _GROUP_CATEGORY = {
     "scripting": "scripting", "hyperloglog": "hyperloglog", "geo": "geo",
     "stream": "stream", "bitmap": "bitmap",
 }
+# ACL categories in the order Redis lists them (ACLCommandCategories).
+CATEGORY_ORDER = (
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+    "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast",
+    "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+)
 
 
 class CommandError(Exception):
@@ -183,6 +190,20 @@ class Command:
     usec: int = 0
     rejected_calls: int = 0
     failed_calls: int = 0
+    # Optional details for COMMAND INFO / COMMAND DOCS, as in Redis's JSON
+    # command files.  ``acl`` lists the explicit ACL categories (None: use
+    # the one the group implies); ``arguments`` holds argument docs as
+    # dicts shaped like the JSON's (name, type, token, optional, multiple,
+    # arguments...); ``history`` holds (version, change) pairs.
+    acl: tuple | None = None
+    history: tuple = ()
+    arguments: tuple = ()
+    doc_flags: tuple = ()         # "deprecated", "syscmd"
+    deprecated_since: str = ""
+    replaced_by: str = ""
+    # A check run at dispatch, before the command is queued or run: returns
+    # an error text to refuse it (DEBUG's enable-debug-command gate).
+    guard: Callable | None = None
 
     def key_positions(self, argv, include_not_keys=False) -> list:
         """Key positions; raises InvalidKeys when they can't be found.
@@ -228,34 +249,87 @@ class Command:
 
     @property
     def legacy_range(self):
-        """(first, last, step) for COMMAND INFO, from the first range spec."""
-        if "movablekeys" in self.flags and not self.key_specs:
-            return 0, 0, 0
-        for spec in self.key_specs[:1]:
-            if spec.index is not None and spec.keynumidx is None:
-                last = spec.lastkey
-                if last >= 0:
-                    last += spec.index
-                return spec.index, last, spec.keystep
-        return 0, 0, 0
+        """(first, last, step) for COMMAND INFO (Redis's legacy key range)."""
+        return _legacy_range(self.key_specs)[0]
+
+    @property
+    def movable_keys(self) -> bool:
+        """True when the legacy range can't describe the keys: COMMAND INFO
+        then shows the ``movablekeys`` flag and clients ask GETKEYS."""
+        if self.get_keys is not None and not self.key_specs:
+            return True
+        return _legacy_range(self.key_specs)[1]
+
+    @property
+    def info_flags(self) -> list:
+        """The flags COMMAND INFO shows, in Redis's order."""
+        flags = self.flags
+        movable = self.movable_keys
+        return [f for f in FLAG_ORDER if (f in flags and f != "movablekeys")
+                or (f == "movablekeys" and movable)]
 
     @property
     def acl_categories(self) -> list:
-        cats = []
-        if self.group in _GROUP_CATEGORY:
-            cats.append(_GROUP_CATEGORY[self.group])
-        if "write" in self.flags:
-            cats.append("write")
-        if "readonly" in self.flags and self.group != "scripting":
-            cats.append("read")
-        if "admin" in self.flags:
-            cats += ["admin", "dangerous"]
-        if "pubsub" in self.flags and "pubsub" not in cats:
-            cats.append("pubsub")
-        cats.append("fast" if "fast" in self.flags else "slow")
-        if "blocking" in self.flags:
-            cats.append("blocking")
-        return cats
+        """The explicit categories (``acl``, or the group's) plus those the
+        flags imply (Redis's setImplicitACLCategories), in Redis's order."""
+        if self.acl is not None:
+            cats = set(self.acl)
+        elif self.group in _GROUP_CATEGORY:
+            cats = {_GROUP_CATEGORY[self.group]}
+        else:
+            cats = set()
+        flags = self.flags
+        if "write" in flags:
+            cats.add("write")
+        if "readonly" in flags and "scripting" not in cats:
+            cats.add("read")
+        if "admin" in flags:
+            cats.update(("admin", "dangerous"))
+        if "pubsub" in flags:
+            cats.add("pubsub")
+        cats.add("fast" if "fast" in flags else "slow")
+        if "blocking" in flags:
+            cats.add("blocking")
+        return [c for c in CATEGORY_ORDER if c in cats]
+
+
+def _plain_range(spec) -> bool:
+    return spec.index is not None and spec.keynumidx is None
+
+
+def _absolute_last(spec) -> int:
+    return spec.lastkey + spec.index if spec.lastkey >= 0 else spec.lastkey
+
+
+def _legacy_range(specs):
+    """Redis's populateCommandLegacyRangeSpec: ((first, last, step), movable).
+
+    One plain range spec is the legacy range; otherwise the consecutive
+    step-1 range specs are merged, and anything else makes the keys
+    movable."""
+    if not specs:
+        return (0, 0, 0), False
+    if len(specs) == 1 and _plain_range(specs[0]):
+        spec = specs[0]
+        return ((spec.index, _absolute_last(spec), spec.keystep),
+                "incomplete" in spec.flags)
+    first = None
+    last = prev_last = 0
+    movable = False
+    for spec in specs:
+        if not _plain_range(spec) or spec.keystep != 1 or (
+                prev_last and prev_last != spec.index - 1):
+            movable = True
+            continue
+        if "incomplete" in spec.flags:
+            movable = True
+        first = spec.index if first is None else min(first, spec.index)
+        # Redis compares as unsigned: a negative (from the end) last wins.
+        last = max(last, _absolute_last(spec), key=lambda v: v % 2**32)
+        prev_last = last
+    if first is None:
+        return (0, 0, 0), True
+    return (first, last, 1), movable
 
 
 _BUILTINS: list = []
@@ -263,13 +337,17 @@ _BUILTINS: list = []
 
 def command(name, arity, flags="", keys=None, specs=(), get_keys=None,
             group="generic", summary="", since="1.0.0", complexity="",
-            tips=(), parent=None):
+            tips=(), parent=None, acl=None, **docs):
     """Declare a built-in command (or, with ``parent``, a subcommand).
 
     ``keys`` is Redis's legacy triple ``(first, last, step)``, optionally
     with key-spec flags as a fourth item; ``specs`` gives full KeySpecs.
+    ``acl`` is the JSON's acl_categories, space separated ("dangerous");
+    ``docs`` may give history, arguments, doc_flags, deprecated_since and
+    replaced_by for COMMAND DOCS.
     """
     flagset = frozenset(flags.split())
+    acl = tuple(acl.split()) if isinstance(acl, str) else acl
 
     def register(handler):
         key_specs = tuple(specs)
@@ -283,17 +361,21 @@ def command(name, arity, flags="", keys=None, specs=(), get_keys=None,
             fs = fs | {"movablekeys"}
         full = f"{parent}|{name}" if parent else name
         row = Command(full, handler, arity, fs, key_specs, get_keys, group,
-                      summary, since, complexity, tuple(tips))
+                      summary, since, complexity, tuple(tips), acl=acl,
+                      **docs)
         _BUILTINS.append((parent, name, row))
         return handler
     return register
 
 
-def container(name, group, summary, since="1.0.0", flags=""):
-    """Declare a command that only dispatches to subcommands (CONFIG...)."""
+def container(name, group, summary, since="1.0.0", flags="",
+              complexity="Depends on subcommand."):
+    """Declare a command that only dispatches to subcommands (CONFIG...).
+    Like Redis's containers it has no ACL category of its own (@slow)."""
     _BUILTINS.append((None, name, Command(name, None, -2,
                                           frozenset(flags.split()), (),
-                                          None, group, summary, since)))
+                                          None, group, summary, since,
+                                          complexity, acl=())))
 
 
 class CommandTable:
@@ -308,7 +390,9 @@ class CommandTable:
     def build(cls, providers=None) -> "CommandTable":
         """The built-in families, then each command provider's rows."""
         import rcluster.commands  # noqa: F401 - registers the families
-        table = cls(_BUILTINS)
+        # Each table gets its own rows: statistics are per server.
+        table = cls((parent, name, _copy(row))
+                    for parent, name, row in _BUILTINS)
         if providers is None:
             from rcluster.interfaces import discover_providers
             providers = discover_providers()
@@ -342,9 +426,9 @@ class CommandTable:
         row = self.commands.get(name) if name is not None else None
         if row is None:
             return None, unknown_command_error(argv)
-        if row.subcommands:
-            if len(argv) < 2:
-                return None, f"ERR wrong number of arguments for '{row.name}' command"
+        # A container alone (CONFIG) fails the arity check below; a command
+        # that also runs alone (COMMAND) is its own row.
+        if row.subcommands and len(argv) >= 2:
             try:
                 sub = row.subcommands.get(argv[1].lower().decode())
             except UnicodeDecodeError:
@@ -357,6 +441,13 @@ class CommandTable:
         if (arity > 0 and arity != len(argv)) or len(argv) < -arity:
             return None, f"ERR wrong number of arguments for '{row.name}' command"
         return row, None
+
+    def find(self, argv):
+        """The row argv names, arity unchecked, or None (COMMAND GETKEYS)."""
+        row = self.commands.get(_text(argv[0]).lower())
+        if row is not None and row.subcommands and len(argv) >= 2:
+            row = row.subcommands.get(_text(argv[1]).lower())
+        return row
 
     def lookup_name(self, name: bytes):
         """The row for 'name' or 'parent|sub' (COMMAND INFO/DOCS)."""
@@ -375,10 +466,10 @@ class CommandTable:
 
 
 def _copy(row: Command) -> Command:
-    return Command(row.name, row.handler, row.arity, frozenset(row.flags),
-                   tuple(row.key_specs), row.get_keys, row.group, row.summary,
-                   row.since, row.complexity, tuple(row.tips),
-                   dict(row.subcommands))
+    """A fresh row (own statistics) for one server's table."""
+    return dataclasses.replace(
+        row, subcommands={name: _copy(sub) for name, sub in row.subcommands.items()},
+        calls=0, usec=0, rejected_calls=0, failed_calls=0)
 
 
 def _text(arg: bytes) -> str:

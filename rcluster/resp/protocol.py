@@ -1,14 +1,47 @@
 """Twisted adapter for the client port: bytes in, bytes out.
 
 All the logic lives in the sans-IO ``Client`` and ``Server``; this protocol
-only wires a transport to a client.
+only wires a transport to a client, after the admission checks Redis makes
+when it accepts a connection (acceptCommonHandler, clientAcceptHandler):
+maxclients, then protected mode.
 """
 from __future__ import annotations
 
+import socket
+
+from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
 
+MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+MAX_CLIENTS_CLUSTER = (b"-ERR max number of clients + cluster connections "
+                       b"reached\r\n")
+PROTECTED_MODE = (
+    b"-DENIED Redis is running in protected mode because protected "
+    b"mode is enabled and no password is set for the default user. "
+    b"In this mode connections are only accepted from the loopback interface. "
+    b"If you want to connect from external computers to Redis you "
+    b"may adopt one of the following solutions: "
+    b"1) Just disable protected mode sending the command "
+    b"'CONFIG SET protected-mode no' from the loopback interface "
+    b"by connecting to Redis from the same host the server is "
+    b"running, however MAKE SURE Redis is not publicly accessible "
+    b"from internet if you do so. Use CONFIG REWRITE to make this "
+    b"change permanent. "
+    b"2) Alternatively you can just disable the protected mode by "
+    b"editing the Redis configuration file, and setting the protected "
+    b"mode option to 'no', and then restarting the server. "
+    b"3) If you started the server manually just for testing, restart "
+    b"it with the '--protected-mode no' option. "
+    b"4) Setup a an authentication password for the default user. "
+    b"NOTE: You only need to do one of the above things in order for "
+    b"the server to start accepting connections from the outside.\r\n")
 
-def _address(addr) -> str:
+
+def format_address(addr, unixsocket="") -> str:
+    """An address as CLIENT LIST shows it: ip:port, [ipv6]:port, or the
+    unix socket path with port 0."""
+    if isinstance(addr, UNIXAddress):
+        return f"{unixsocket}:0"
     host = getattr(addr, "host", None)
     if host is None:
         return str(addr)
@@ -18,32 +51,90 @@ def _address(addr) -> str:
     return f"{host}:{addr.port}"
 
 
+def is_local(addr) -> bool:
+    """Redis's islocalClient: a unix socket, or 127.0.0.1 / ::1 exactly."""
+    if isinstance(addr, UNIXAddress):
+        return True
+    return getattr(addr, "host", None) in ("127.0.0.1", "::1")
+
+
+def set_keepalive(transport, interval: int):
+    """Redis's anetKeepAlive: probe after `interval` idle seconds, then
+    every interval/3 seconds, 3 probes before giving up."""
+    set_option = getattr(transport, "setTcpKeepAlive", None)
+    if set_option is None:
+        return
+    set_option(1)
+    handle = getattr(transport, "getHandle", None)
+    sock = handle() if handle is not None else None
+    setsockopt = getattr(sock, "setsockopt", None)
+    if setsockopt is None or not hasattr(socket, "TCP_KEEPIDLE"):
+        return
+    try:
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, interval)
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL,
+                   max(interval // 3, 1))
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:
+        pass    # not a TCP socket after all: keepalive is best effort
+
+
 class RespProtocol(Protocol):
     client = None
 
     def connectionMade(self):
         transport = self.transport
         server = self.factory.server
-        if len(server.clients) >= server.settings.maxclients:
+        settings = server.settings
+        peer = transport.getPeer()
+        refusal = self._refusal(server, peer)
+        if refusal is not None:
             server.stats.rejected_connections += 1
-            transport.write(b"-ERR max number of clients reached\r\n")
+            # Redis writes nothing to a TLS client it turns away before
+            # the handshake (maxclients); protected mode comes after it.
+            if refusal is PROTECTED_MODE or not self.factory.tls:
+                transport.write(refusal)
             transport.loseConnection()
             return
+        set_nodelay = getattr(transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            set_nodelay(True)
+        if settings.tcp_keepalive:
+            set_keepalive(transport, settings.tcp_keepalive)
+        unixsocket = settings.unixsocket
         self.client = server.new_client(
-            _address(transport.getPeer()), _address(transport.getHost()),
+            format_address(peer, unixsocket),
+            format_address(transport.getHost(), unixsocket),
             transport.write, transport.loseConnection)
         self.client.tls = self.factory.tls
         handle = getattr(transport, "getHandle", None)
         if handle is not None:
             try:
-                self.client.fd = transport.getHandle().fileno()
+                self.client.fd = handle().fileno()
             except Exception:
-                pass
+                pass    # no file descriptor (TLS over memory BIO, tests)
+
+    @staticmethod
+    def _refusal(server, peer):
+        """The error to greet a connection with before closing it, or None."""
+        settings = server.settings
+        # The cluster layer counts its bus links (Redis adds two per known
+        # node to the clients when it checks maxclients).
+        links = getattr(server, "cluster_connections", 0)
+        if len(server.clients) + links >= settings.maxclients:
+            return MAX_CLIENTS_CLUSTER if settings.cluster_enabled \
+                else MAX_CLIENTS
+        if settings.protected_mode and not settings.requirepass \
+                and not is_local(peer):
+            return PROTECTED_MODE
+        return None
 
     def dataReceived(self, data):
         client = self.client
         if client is not None:
-            self.factory.server.stats.total_net_input_bytes += len(data)
+            stats = self.factory.server.stats
+            stats.total_net_input_bytes += len(data)
+            stats.total_reads_processed += 1
             client.feed(data)
 
     def connectionLost(self, reason):

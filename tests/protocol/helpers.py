@@ -1,5 +1,6 @@
 """Shared fixtures for protocol tests: a server on a fake clock, and
 clients connected through StringTransport."""
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from rcluster.config import Settings
@@ -17,13 +18,28 @@ def make_server(**directives):
     return Server(settings, reactor), reactor
 
 
-def connect(server, peer=("127.0.0.1", 40000)):
-    """A RespProtocol on a StringTransport; returns (protocol, transport)."""
-    factory = RespFactory(server)
-    from twisted.internet.address import IPv4Address
-    proto = factory.buildProtocol(IPv4Address("TCP", *peer))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", *peer),
-                                hostAddress=IPv4Address("TCP", "127.0.0.1", 6379))
+def address(peer):
+    """An IAddress from (host, port), or the address itself."""
+    if not isinstance(peer, tuple):
+        return peer
+    host, port = peer
+    return IPv6Address("TCP", host, port) if ":" in host \
+        else IPv4Address("TCP", host, port)
+
+
+def connect(server, peer=("127.0.0.1", 40000), factory=None, transport=None):
+    """A RespProtocol on a StringTransport; returns (protocol, transport).
+
+    ``peer``: (host, port) or an address; ``factory``: a RespFactory (TLS
+    or not) to share between connections; ``transport``: a transport to
+    use instead of a new StringTransport."""
+    factory = factory or RespFactory(server)
+    peer = address(peer)
+    proto = factory.buildProtocol(peer)
+    if transport is None:
+        transport = StringTransport(
+            peerAddress=peer,
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 6379))
     proto.makeConnection(transport)
     return proto, transport
 

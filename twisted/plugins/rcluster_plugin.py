@@ -8,6 +8,7 @@ from twisted.application.service import ServiceMaker
 rcluster = ServiceMaker(
     "rcluster",
     "rcluster.tap",
-    "A Redis Cluster 7.0 node (RESP on --port, cluster bus on port+10000).",
+    "A Redis Cluster 7.0 node (RESP on --port, cluster bus on port+10000; "
+    "--tls for TLS). rcluster-server runs one with redis-server's arguments.",
     "rcluster",
 )
