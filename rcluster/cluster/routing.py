@@ -5,6 +5,11 @@ keyed command (and EXEC, for the whole transaction) it decides whether this
 node serves the request, and otherwise returns the error reply Redis
 gives: ``-MOVED``, ``-ASK``, ``-TRYAGAIN``, ``-CROSSSLOT`` or one of the
 ``-CLUSTERDOWN`` texts.  Returning None means "run it here".
+
+Nearly every request is the common case - one key, in a slot this node
+serves and that isn't migrating, while the cluster is ok - so that case
+takes a fast path that hashes argv[1] and checks just those facts; the
+rest goes through the full getNodeByQuery logic.
 """
 from __future__ import annotations
 
@@ -25,15 +30,29 @@ class Router:
     def __init__(self, state, server):
         self.state = state
         self.server = server
+        self._single_key: dict = {}     # Command -> its only key is argv[1]
 
     def __call__(self, c, cmd, argv):
-        asking = c.asking or "asking" in cmd.flags
+        asking = c.asking
         if c.multi is None:
             # ASKING is good for one command (Redis resets it after each
             # command outside MULTI); keyless commands don't reach here,
             # which is the only difference.
             c.asking = False
-        return self._route(c, cmd, argv, asking)
+            if self._served_here(cmd, argv):
+                return None
+        return self._route(c, cmd, argv, asking or "asking" in cmd.flags)
+
+    def _served_here(self, cmd, argv) -> bool:
+        """The fast path: the command's one key is argv[1], its slot is
+        ours and not migrating, and the cluster is ok.  Then neither
+        ASKING nor READONLY nor an importing slot changes the answer."""
+        single = self._single_key.get(cmd)
+        if single is None:
+            single = self._single_key[cmd] = _only_key_is_first_arg(cmd)
+        if not single:
+            return False
+        return self.state.serves_directly(keyslot(argv[1]))
 
     def _route(self, c, cmd, argv, asking):
         state = self.state
@@ -114,6 +133,19 @@ class Router:
         if settings.tls_cluster and not c.tls and node.pport:
             port = node.pport
         return Error(f"{kind} {slot} {preferred_endpoint(settings, node)}:{port}")
+
+
+def _only_key_is_first_arg(cmd) -> bool:
+    """GET, SET, HSET, LPUSH...: one key spec, exactly argv[1] (the
+    command table's arity check guarantees argv[1] is there)."""
+    specs = cmd.key_specs
+    if cmd.get_keys is not None or len(specs) != 1 or \
+            cmd.name in _SHARD_PUBSUB or cmd.name == "exec":
+        return False
+    spec = specs[0]
+    return spec.index == 1 and spec.lastkey == 0 and \
+        spec.keynumidx is None and "incomplete" not in spec.flags and \
+        (cmd.arity >= 2 or cmd.arity <= -2)
 
 
 def preferred_endpoint(settings, node) -> str:

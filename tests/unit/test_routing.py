@@ -3,7 +3,7 @@
 from twisted.trial.unittest import TestCase
 
 from rcluster.cluster.keyslot import keyslot
-from rcluster.cluster.routing import Router
+from rcluster.cluster.routing import Router, _only_key_is_first_arg
 from tests.protocol.helpers import connect, exchange, make_server
 
 
@@ -34,6 +34,10 @@ class State:
 
     def importing_from(self, slot):
         return self.importing.get(slot)
+
+    def serves_directly(self, slot):
+        return self.is_ok and self.owners.get(slot) is self.myself and \
+            slot not in self.migrating
 
 
 SLOT_FOO = keyslot(b"foo")
@@ -125,6 +129,55 @@ class RoutingTests(TestCase):
         self.server.settings.tls_cluster = True
         self.assertEqual(self.send(b"GET bar\r\n"),
                          b"-MOVED %d 127.0.0.1:6001\r\n" % SLOT_BAR)
+
+
+class FastPathTests(TestCase):
+    """The fast path (one key in argv[1], our slot, not migrating, cluster
+    ok) must answer exactly what the full getNodeByQuery logic answers."""
+
+    def setUp(self):
+        self.me = Node("me", 7000)
+        self.other = Node("other", 7001)
+        self.server, _ = make_server(cluster_enabled="yes")
+        self.state = State(self.me, {SLOT_FOO: self.me, SLOT_BAR: self.other})
+        self.router = Router(self.state, self.server)
+        self.client = self.server.new_client()
+
+    def test_single_key_commands(self):
+        table = self.server.table
+        for name in ("get", "set", "incr", "hset", "lpush", "zadd", "expire",
+                     "getdel", "setrange"):
+            self.assertTrue(_only_key_is_first_arg(table.get(name)), name)
+        for name in ("mget", "mset", "del", "exists", "rename", "smove",
+                     "spublish", "ssubscribe", "exec", "zunionstore", "lmpop"):
+            self.assertFalse(_only_key_is_first_arg(table.get(name)), name)
+        encoding = table.get("object").subcommands["encoding"]   # key in argv[2]
+        self.assertFalse(_only_key_is_first_arg(encoding))
+
+    def test_same_answers_as_full_route(self):
+        table = self.server.table
+        requests = [[b"GET", b"foo"], [b"SET", b"foo", b"1"],
+                    [b"GET", b"bar"], [b"INCR", b"bar"], [b"GET", b"zzz"]]
+        situations = [dict(), dict(is_ok=False),
+                      dict(migrating={SLOT_FOO: self.other}),
+                      dict(importing={SLOT_FOO: self.other})]
+        for situation in situations:
+            for name, value in situation.items():
+                setattr(self.state, name, value)
+            for argv in requests:
+                cmd = table.get(argv[0].decode().lower())
+                full = self.router._route(self.client, cmd, argv, False)
+                self.assertEqual(self.router(self.client, cmd, argv), full,
+                                 (situation, argv))
+            self.state.is_ok = True
+            self.state.migrating, self.state.importing = {}, {}
+
+    def test_fast_path_taken_and_asking_consumed(self):
+        cmd = self.server.table.get("get")
+        self.router._route = None           # any full route would fail
+        self.client.asking = True
+        self.assertIsNone(self.router(self.client, cmd, [b"GET", b"foo"]))
+        self.assertFalse(self.client.asking)
 
 
 def _asking_row():

@@ -1,0 +1,105 @@
+"""Slot ownership by configEpoch, and UPDATE messages.
+
+A master's PING/PONG claims slots under its configEpoch; a claim wins over
+the current owner when the slot is free or the claimer's epoch is greater.
+When a node claims slots we know belong to a master with a greater epoch,
+we send it an UPDATE about that master, so a stale node learns the new
+configuration even if the new owner can't reach it.
+"""
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from rcluster.cluster import messages as m
+from rcluster.cluster.messages import Message, UpdateBody
+from rcluster.cluster.node import bitmap_slots
+from rcluster.cluster.state import TODO_SAVE_ALL
+
+log = Logger(namespace="rcluster.cluster")
+
+
+def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):
+    """Rebind the slots ``sender`` claims under ``sender_epoch`` wherever
+    its claim is newer than ours, then react if we lost our slots."""
+    me = state.myself
+    if sender is me:
+        log.warn("Discarding UPDATE message about myself.")
+        return
+    cur_master = me if me.is_master else me.replicaof
+    claimed = bitmap_slots(bitmap)
+    claimed_set = set(claimed)
+    new_master = None
+    migrated_our_slots = 0
+    dirty_slots = []
+    table = state.slots
+    for slot in claimed:
+        owner = table[slot]
+        if owner is sender:
+            state.not_claimed.discard(slot)
+            continue
+        # A slot being imported is only changed by hand (redis-cli).
+        if slot in state.importing:
+            continue
+        if state.is_slot_unclaimed(slot) or owner.config_epoch < sender_epoch:
+            if owner is me and sender is not me and \
+                    state.host.count_keys_in_slot(slot):
+                dirty_slots.append(slot)
+            if owner is not None and owner is cur_master:
+                new_master = sender
+                migrated_our_slots += 1
+            state.del_slot(slot)
+            state.add_slot(sender, slot)
+            state.not_claimed.discard(slot)
+            state.todo |= TODO_SAVE_ALL
+    # Slots the sender stopped claiming stay bound to it (clients get a
+    # few redirections rather than errors) but we won't vouch for them.
+    for slot in sender.slots:
+        if slot not in claimed_set:
+            state.not_claimed.add(slot)
+
+    if new_master is not None and cur_master.numslots == 0 and (
+            state.settings.cluster_allow_replica_migration
+            or len(claimed) == migrated_our_slots):
+        log.warn("Configuration change detected. Reconfiguring myself as a "
+                 "replica of {name}", name=sender.name)
+        state.set_master(sender)
+        state.todo |= TODO_SAVE_ALL
+    elif me.replicaof is not None and me.replicaof.replicaof is not None \
+            and me.replicaof.replicaof is not me:
+        grand = me.replicaof.replicaof
+        log.warn("I'm a sub-replica! Reconfiguring myself as a replica of "
+                 "grandmaster {name}", name=grand.name)
+        state.set_master(grand)
+        state.todo |= TODO_SAVE_ALL
+    elif dirty_slots:
+        # Still a master, but we lost slots we have keys for: drop them.
+        for slot in dirty_slots:
+            state.host.delete_keys_in_slot(slot)
+
+
+def send_update(state, link, node):
+    """Tell the node at the other end of ``link`` about ``node``'s slots."""
+    if link is None:
+        return
+    slots = node.bitmap
+    if state.not_claimed:
+        slots &= ~m.slots_to_bitmap(state.not_claimed)
+    header = state.build_header(m.UPDATE)
+    state.send(link, Message(header, UpdateBody(node.config_epoch,
+                                                node.name.encode(), slots)))
+
+
+def check_stale_claims(state, sender, sender_epoch: int, bitmap: int):
+    """The sender claims slots that a master with a greater epoch owns:
+    send it one UPDATE about that master."""
+    table = state.slots
+    for slot in bitmap_slots(bitmap):
+        owner = table[slot]
+        if owner is sender or state.is_slot_unclaimed(slot):
+            continue
+        if owner.config_epoch > sender_epoch:
+            log.info("Node {sender} has old slots configuration, sending an "
+                     "UPDATE message about {owner}", sender=sender.name,
+                     owner=owner.name, redis_level="verbose")
+            send_update(state, sender.link, owner)
+            return

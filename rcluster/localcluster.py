@@ -1,0 +1,374 @@
+"""``rcluster-cluster start|stop|status|clean``: a local cluster in one command.
+
+In the spirit of Redis's utils/create-cluster: ``start`` launches N nodes
+(default 3 masters) as daemonized ``twistd rcluster`` processes on
+127.0.0.1 from a base port, gives each its share of the 16384 slots and
+its own config epoch (as ``redis-cli --cluster create`` does), joins them
+with CLUSTER MEET, waits for ``cluster_state:ok`` on every node and prints
+how to connect.  Everything lives under one run directory (default
+./run/cluster), a sub-directory per port with the node's pid file, log
+and nodes.conf.
+
+``stop`` stops exactly the processes ``start`` launched, found by their
+pid files; the nodes.conf files stay, so the next ``start`` brings the
+same cluster back.  ``status`` shows each node's view; ``clean`` stops
+the nodes and removes what ``start`` created.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from rcluster.admin import AdminClient, ReplyError, info_fields
+
+SLOTS = 16384
+BUS_PORT_OFFSET = 10000
+NODE_FILES = ("rcluster.pid", "node.log", "nodes.conf")
+
+
+class Failure(Exception):
+    """start/stop can't do what was asked; the text says why."""
+
+
+# -- the run directory ----------------------------------------------------------
+
+def node_dir(run_dir, port):
+    return os.path.join(run_dir, str(port))
+
+
+def pidfile(run_dir, port):
+    return os.path.join(node_dir(run_dir, port), "rcluster.pid")
+
+
+def node_ports(run_dir):
+    """The ports of the nodes ``start`` ever created in run_dir."""
+    if not os.path.isdir(run_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(run_dir)
+                  if name.isdigit() and os.path.isdir(node_dir(run_dir, int(name))))
+
+
+def running_nodes(run_dir) -> dict:
+    """{port: pid} of the nodes started from run_dir that still run."""
+    running = {}
+    for port in node_ports(run_dir):
+        pid = read_pid(pidfile(run_dir, port))
+        if pid is not None and is_our_node(pid, pidfile(run_dir, port)):
+            running[port] = pid
+    return running
+
+
+def read_pid(path):
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_our_node(pid, path) -> bool:
+    """Whether pid is alive and is the twistd that writes this pid file
+    (a stale pid file's pid may belong to another process by now)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        try:
+            os.kill(pid, 0)         # no /proc: trust a live pid
+        except OSError:
+            return False
+        return True
+    return os.fsencode(path) in argv
+
+
+def process_gone(pid) -> bool:
+    """Whether pid has exited (a zombie not yet reaped has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def port_in_use(port) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+# -- talking to nodes -------------------------------------------------------------
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except (OSError, ConnectionError, ReplyError):
+            pass
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def call(port, *args, timeout=5.0):
+    with AdminClient(port=port, timeout=timeout) as client:
+        return client.call(*args)
+
+
+def cluster_info(port) -> dict:
+    return info_fields(call(port, "CLUSTER", "INFO", timeout=1))
+
+
+def slot_ranges(count):
+    """Split the slots in ``count`` contiguous ranges, as redis-cli does."""
+    per = SLOTS / count
+    return [(round(i * per), round((i + 1) * per) - 1) for i in range(count)]
+
+
+# -- start ----------------------------------------------------------------------
+
+def twistd_command(run_dir, port, node_timeout):
+    directory = node_dir(run_dir, port)
+    twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+    if not os.path.exists(twistd):
+        twistd = shutil.which("twistd") or "twistd"
+    return [twistd, "--pidfile", pidfile(run_dir, port),
+            "--logfile", os.path.join(directory, "node.log"),
+            "rcluster", "--port", str(port), "--bind", "127.0.0.1",
+            "--dir", directory, "--cluster-node-timeout", str(node_timeout),
+            "--set", "cluster-config-file=nodes.conf"]
+
+
+def launch(run_dir, ports, node_timeout):
+    """Start the twistd daemons side by side; each parent returns once its
+    node listens (or says why it can't)."""
+    launching = {}
+    for port in ports:
+        os.makedirs(node_dir(run_dir, port), exist_ok=True)
+        launching[port] = subprocess.Popen(
+            twistd_command(run_dir, port, node_timeout),
+            cwd=node_dir(run_dir, port), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    errors = []
+    for port, proc in launching.items():
+        output, _ = proc.communicate()
+        if proc.returncode != 0:
+            reason = output.strip().splitlines()[0] if output.strip() else \
+                f"twistd exited with status {proc.returncode}"
+            errors.append(f"node {port}: {reason} (see "
+                          f"{os.path.join(node_dir(run_dir, port), 'node.log')})")
+    if errors:
+        raise Failure("could not start every node:\n  " + "\n  ".join(errors))
+
+
+def create(ports):
+    """Slots and config epochs first (so no node waits out the minority
+    rejoin delay, and no epoch collision needs resolving), then MEET."""
+    for epoch, (port, (low, high)) in enumerate(
+            zip(ports, slot_ranges(len(ports))), start=1):
+        call(port, "CLUSTER", "ADDSLOTSRANGE", low, high)
+        call(port, "CLUSTER", "SET-CONFIG-EPOCH", epoch)
+    for port in ports[1:]:
+        call(ports[0], "CLUSTER", "MEET", "127.0.0.1", port)
+
+
+def start(args):
+    run_dir, ports = args.dir, [args.base_port + i for i in range(args.nodes)]
+    running = running_nodes(run_dir)
+    if running:
+        raise Failure(f"a cluster started from {run_dir} is already running "
+                      f"(ports {describe_ports(running)}); "
+                      f"'rcluster-cluster stop' stops it")
+    known = [p for p in node_ports(run_dir)
+             if os.path.exists(os.path.join(node_dir(run_dir, p), "nodes.conf"))]
+    if known and known != ports:
+        raise Failure(f"{run_dir} holds a cluster on ports {describe_ports(known)}, "
+                      f"not {describe_ports(ports)}: start it with the same "
+                      f"--nodes/--base-port, or 'rcluster-cluster clean' first")
+    busy = [p for port in ports for p in (port, port + BUS_PORT_OFFSET)
+            if port_in_use(p)]
+    if busy:
+        raise Failure(f"port(s) {', '.join(map(str, busy))} already in use on "
+                      f"127.0.0.1: choose another --base-port")
+    try:
+        launch(run_dir, ports, args.node_timeout)
+        for port in ports:
+            wait_for(lambda port=port: call(port, "PING", timeout=1) == b"PONG",
+                     30, f"the node on port {port}")
+        if not known:
+            create(ports)
+        for port in ports:
+            wait_for(lambda port=port: cluster_info(port)["cluster_state"] == "ok",
+                     60, f"cluster_state:ok on port {port}")
+    except BaseException:
+        # All or nothing: no half-started cluster is left behind, and no
+        # half-created one for the next start to bring back.
+        stop_nodes(run_dir)
+        if not known:
+            remove_node_files(run_dir)
+        raise
+    what = "restarted from its nodes.conf files" if known else "created"
+    print(f"rcluster: {len(ports)} masters on 127.0.0.1:{describe_ports(ports)} "
+          f"({what}), cluster_state:ok")
+    print(f"  connect:  redis-cli -c -p {ports[0]}")
+    print(f"  check:    redis-cli --cluster check 127.0.0.1:{ports[0]}")
+    print(f"  stop:     {stop_hint(args)}")
+
+
+def stop_hint(args):
+    default = os.path.abspath(os.path.join("run", "cluster"))
+    return "rcluster-cluster stop" + ("" if args.dir == default else f" --dir {args.dir}")
+
+
+def describe_ports(ports) -> str:
+    ports = sorted(ports)
+    if ports == list(range(ports[0], ports[-1] + 1)) and len(ports) > 1:
+        return f"{ports[0]}-{ports[-1]}"
+    return ",".join(map(str, ports))
+
+
+# -- stop, status, clean -------------------------------------------------------------
+
+def stop_nodes(run_dir, timeout=15.0) -> list:
+    """SIGTERM every node started from run_dir (SIGKILL after timeout);
+    returns the ports stopped."""
+    running = running_nodes(run_dir)
+    for pid in running.values():
+        signal_pid(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    left = dict(running)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = {port: pid for port, pid in left.items()
+                if not process_gone(pid)}
+    for pid in left.values():
+        signal_pid(pid, signal.SIGKILL)
+    for port in node_ports(run_dir):   # twistd removes its own; stale ones too
+        try:
+            os.unlink(pidfile(run_dir, port))
+        except FileNotFoundError:
+            pass
+    return sorted(running)
+
+
+def signal_pid(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass                        # it just exited
+
+
+def stop(args):
+    stopped = stop_nodes(args.dir)
+    if not stopped:
+        print(f"rcluster-cluster: no cluster is running from {args.dir}")
+        return 0
+    print(f"rcluster-cluster: stopped {len(stopped)} nodes "
+          f"(127.0.0.1:{describe_ports(stopped)})")
+    return 0
+
+
+def status(args):
+    ports = node_ports(args.dir)
+    running = running_nodes(args.dir)
+    if not running:
+        print(f"rcluster-cluster: no cluster is running from {args.dir}")
+        return 1
+    healthy = True
+    for port in ports:
+        if port not in running:
+            print(f"127.0.0.1:{port} not running")
+            healthy = False
+            continue
+        try:
+            fields = cluster_info(port)
+        except (OSError, ConnectionError, ReplyError) as err:
+            print(f"127.0.0.1:{port} pid {running[port]} not answering ({err})")
+            healthy = False
+            continue
+        healthy &= fields.get("cluster_state") == "ok"
+        print(f"127.0.0.1:{port} pid {running[port]} "
+              f"cluster_state:{fields.get('cluster_state')} "
+              f"known_nodes:{fields.get('cluster_known_nodes')} "
+              f"slots_assigned:{fields.get('cluster_slots_assigned')}")
+    return 0 if healthy else 1
+
+
+def remove_node_files(run_dir):
+    """Remove what start created (only that: the run directory is the
+    user's choice, it may hold other things)."""
+    for port in node_ports(run_dir):
+        directory = node_dir(run_dir, port)
+        for name in NODE_FILES:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(directory)
+        except OSError:
+            print(f"rcluster-cluster: kept {directory} (it holds other files)")
+    try:
+        os.rmdir(run_dir)
+    except OSError:
+        pass
+
+
+def clean(args):
+    stop(args)
+    remove_node_files(args.dir)
+    print(f"rcluster-cluster: removed the nodes' files from {args.dir}")
+    return 0
+
+
+ACTIONS = {"start": start, "stop": stop, "status": status, "clean": clean}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="rcluster-cluster", description=__doc__.split("\n")[0].strip("`"))
+    parser.add_argument("action", choices=tuple(ACTIONS))
+    parser.add_argument("--nodes", type=int, default=3,
+                        help="number of masters (default 3)")
+    parser.add_argument("--base-port", type=int, default=30001,
+                        help="port of the first node (default 30001)")
+    parser.add_argument("--node-timeout", type=int, default=5000,
+                        help="cluster-node-timeout in ms (default 5000)")
+    parser.add_argument("--dir", default=os.path.join("run", "cluster"),
+                        help="run directory (default ./run/cluster)")
+    args = parser.parse_args(argv)
+    args.dir = os.path.abspath(args.dir)
+    if not 1 <= args.nodes <= 100:
+        parser.error("--nodes must be between 1 and 100")
+    if not 1 <= args.base_port <= 65535 - BUS_PORT_OFFSET - args.nodes + 1:
+        parser.error(f"--base-port must leave room for the bus ports "
+                     f"(at most {65535 - BUS_PORT_OFFSET - args.nodes + 1})")
+    try:
+        return ACTIONS[args.action](args) or 0
+    except Failure as err:
+        print(f"rcluster-cluster: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rcluster-cluster: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
