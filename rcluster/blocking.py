@@ -106,8 +106,7 @@ class Blocking:
         entry = client.blocked
         self._detach(client, entry)
         client.blocked = None
-        client.push(reply)
-        client.resume()
+        client.complete(reply)
 
     def _timed_out(self, client, entry):
         if client.blocked is entry:

@@ -262,6 +262,8 @@ class Client:
         letters = []
         if self.kind == "replica":
             letters.append("S")
+        if self.kind == "monitor":
+            letters.append("O")
         if self.kind == "master":
             letters.append("M")
         if self.channels or self.patterns or self.shard_channels:

@@ -100,7 +100,7 @@ class Server:
 
     def log_protocol_error(self, client, error):
         log.info("Protocol error ({reason}) from client: id={id} addr={addr}",
-                 reason=error.reply, id=client.id, addr=client.addr)
+                 reason=error.reason, id=client.id, addr=client.addr)
 
     # -- the command pipeline --------------------------------------------
     def now_ms(self) -> int:
@@ -175,6 +175,14 @@ class Server:
         self.call(c, cmd, argv)
         if self.blocking.ready:
             self.blocking.serve_ready()
+
+    @property
+    def cluster_connections(self) -> int:
+        """Bus links, counted against maxclients as Redis does (two per
+        known node besides myself)."""
+        if self.cluster is None:
+            return 0
+        return 2 * (len(self.cluster.nodes) - 1)
 
     @property
     def total_commands_processed(self) -> int:

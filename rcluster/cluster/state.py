@@ -104,6 +104,7 @@ class ClusterState:
         self.state = STATE_FAIL
         self.size = 1
         self.slots: list = [None] * SLOTS   # slot -> owning ClusterNode
+        self.slots_assigned = 0             # slots bound to a node
         self.migrating: dict = {}           # slot -> node (SETSLOT MIGRATING)
         self.importing: dict = {}           # slot -> node (SETSLOT IMPORTING)
         # Slots whose owner stopped claiming them (kept bound, see
@@ -276,6 +277,7 @@ class ClusterState:
             # when the cluster has replicas at all (Redis issue #3043).
             node.flags |= NODE_MIGRATE_TO
         self.slots[slot] = node
+        self.slots_assigned += 1
         return True
 
     def del_slot(self, slot: int) -> bool:
@@ -286,6 +288,7 @@ class ClusterState:
             self.host.remove_channels_in_slot(slot)
         node.clear_slot(slot)
         self.slots[slot] = None
+        self.slots_assigned -= 1
         return True
 
     def del_node_slots(self, node: ClusterNode) -> int:
@@ -395,11 +398,9 @@ class ClusterState:
                 now - self._first_update_time < WRITABLE_DELAY:
             return
         new_state = STATE_OK
-        if self.settings.cluster_require_full_coverage:
-            for node in self.slots:
-                if node is None or node.flags & NODE_FAIL:
-                    new_state = STATE_FAIL
-                    break
+        if self.settings.cluster_require_full_coverage and \
+                not self._all_slots_served():
+            new_state = STATE_FAIL
         size = reachable = 0
         for node in self.nodes.values():
             if node.is_master and node.numslots:
@@ -421,6 +422,15 @@ class ClusterState:
             log.warn("Cluster state changed: {state}",
                      state="ok" if new_state == STATE_OK else "fail")
             self.state = new_state
+
+    def _all_slots_served(self) -> bool:
+        """Every slot bound to a node not flagged FAIL.  Run by the cron
+        ten times a second while the state is fail: no Python loop over
+        the 16384 slots (a node in the table always has numslots > 0)."""
+        if self.slots_assigned < SLOTS:
+            return False
+        return not any(node.flags & NODE_FAIL and node.numslots
+                       for node in self.nodes.values())
 
     # -- reset ------------------------------------------------------------
     def reset(self, hard: bool):

@@ -64,13 +64,6 @@ def protected_action_allowed(setting: str, c) -> bool:
     return setting == "yes" or (setting == "local" and is_local(c))
 
 
-def flags_text(c) -> str:
-    letters = c.flag_letters()
-    if c.kind == "monitor":
-        letters = "O" + ("" if letters == "N" else letters)
-    return letters
-
-
 def info_line(c, now: float, running=None) -> str:
     """One CLIENT LIST line (Redis's catClientInfoString).  ``running`` is
     (command name, argv) of the command this client is executing."""
@@ -88,7 +81,7 @@ def info_line(c, now: float, running=None) -> str:
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={_text(c.name)} age={int(now) - int(c.created)} "
-        f"idle={int(now) - int(c.last_interaction)} flags={flags_text(c)} "
+        f"idle={int(now) - int(c.last_interaction)} flags={c.flag_letters()} "
         f"db=0 sub={len(c.channels)} psub={len(c.patterns)} "
         f"ssub={len(c.shard_channels)} "
         f"multi={len(queued) if queued is not None else -1} "

@@ -144,6 +144,9 @@ def quit_(c, argv):
          summary="Reset the connection", since="6.2.0", **_G)
 def reset(c, argv):
     server = c.server
+    if c.kind in ("replica", "master"):
+        raise CommandError("ERR can only reset normal client connections")
+    c.kind = "normal"               # a MONITOR stops monitoring
     server.discard_transaction(c)
     server.pubsub.forget(c)
     c.resp3 = False

@@ -471,7 +471,7 @@ def _clients(server):
     return [
         ("connected_clients",
          sum(1 for c in clients if c.kind != "replica")),
-        ("cluster_connections", 0),
+        ("cluster_connections", server.cluster_connections),
         ("maxclients", server.settings.maxclients),
         ("client_recent_max_input_buffer",
          max((c.query_buffer for c in clients), default=0)),

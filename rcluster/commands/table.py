@@ -473,7 +473,9 @@ def _copy(row: Command) -> Command:
 
 
 def _text(arg: bytes) -> str:
-    return arg.decode("utf-8", "replace")
+    # surrogateescape: the codec writes the client's own bytes back in
+    # error texts, as Redis does.
+    return arg.decode("utf-8", "surrogateescape")
 
 
 def unknown_command_error(argv) -> str:

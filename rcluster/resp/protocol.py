@@ -120,7 +120,7 @@ class RespProtocol(Protocol):
         settings = server.settings
         # The cluster layer counts its bus links (Redis adds two per known
         # node to the clients when it checks maxclients).
-        links = getattr(server, "cluster_connections", 0)
+        links = server.cluster_connections
         if len(server.clients) + links >= settings.maxclients:
             return MAX_CLIENTS_CLUSTER if settings.cluster_enabled \
                 else MAX_CLIENTS
@@ -145,6 +145,7 @@ class RespProtocol(Protocol):
 
 class RespFactory(Factory):
     protocol = RespProtocol
+    noisy = False       # no "Starting factory" lines in the Redis-style log
 
     def __init__(self, server, tls=False):
         self.server = server
