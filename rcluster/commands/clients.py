@@ -8,9 +8,10 @@ GETREDIR and TRACKINGINFO answer as for a client that never enabled it.
 """
 from __future__ import annotations
 
-from rcluster.commands.common import LLONG_MAX, SYNTAX, parse_int
+from rcluster.commands.common import (LLONG_MAX, SYNTAX, help_subcommand,
+                                      option_pairs, parse_int,
+                                      subcommand_syntax_error)
 from rcluster.commands.connection import validate_client_name
-from rcluster.commands.common import help_reply, subcommand_syntax_error
 from rcluster.commands.table import CommandError, command, container
 from rcluster.resp.codec import NO_REPLY, OK, Map, SetReply, Verbatim
 
@@ -154,12 +155,7 @@ def client_list(c, argv):
 def _kill_filters(argv) -> dict:
     """CLIENT KILL's new form: option value pairs -> filters."""
     filters = {"skipme": True}
-    i = 2
-    while i < len(argv):
-        option = argv[i].lower()
-        if i + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        value = argv[i + 1]
+    for option, value in option_pairs(argv, 2):
         if option == b"id":
             filters["id"] = parse_int(value, "ERR client-id should be "
                                       "greater than 0", 1, LLONG_MAX)
@@ -179,7 +175,6 @@ def _kill_filters(argv) -> dict:
             filters["skipme"] = value.lower() == b"yes"
         else:
             raise CommandError(SYNTAX)
-        i += 2
     return filters
 
 
@@ -405,8 +400,4 @@ _CLIENT_HELP = (
 )
 
 
-@command("help", 2, "loading stale sentinel", since="5.0.0",
-         complexity="O(1)",
-         summary="Show helpful text about the different subcommands", **_SUB)
-def client_help(c, argv):
-    return help_reply(argv, _CLIENT_HELP)
+client_help = help_subcommand(_CLIENT_HELP, "loading stale sentinel", **_SUB)

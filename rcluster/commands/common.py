@@ -7,7 +7,7 @@ import re
 from collections import deque
 
 from rcluster.commands.longdouble import is_inf, parse_long_double
-from rcluster.commands.table import CommandError
+from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import Error, Status
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -20,9 +20,15 @@ OVERFLOW = "ERR increment or decrement would overflow"
 POSITIVE = "ERR value is out of range, must be positive"
 TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
+NUMKEYS = "ERR numkeys should be greater than 0"
+COUNT_POSITIVE = "ERR count should be greater than 0"
 
 LLONG_MIN = -2**63
 LLONG_MAX = 2**63 - 1
+
+# Command tips (COMMAND DOCS) of the commands whose replies vary.
+RANDOM_TIP = ("nondeterministic_output",)
+ORDER_TIP = ("nondeterministic_output_order",)
 
 
 def parse_int(arg: bytes, error: str = NOT_INT, low=LLONG_MIN,
@@ -110,8 +116,62 @@ def parse_timeout(arg: bytes, now_ms: int = 0) -> int:
     return millis
 
 
+def option_pairs(argv, start: int):
+    """(option lower-cased, value) for each OPTION value pair of
+    argv[start:], in order; an option without its value is a syntax error."""
+    for i in range(start, len(argv), 2):
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        yield argv[i].lower(), argv[i + 1]
+
+
+def parse_mpop(argv, numkeys_at: int, ends) -> tuple:
+    """[B]LMPOP's and [B]ZMPOP's `numkeys key... END [COUNT count]`, END
+    one of ``ends`` (lower case) -> (keys, end, count)."""
+    numkeys = parse_int(argv[numkeys_at], NUMKEYS, low=1)
+    end_at = numkeys_at + numkeys + 1
+    if end_at >= len(argv) or argv[end_at].lower() not in ends:
+        raise CommandError(SYNTAX)
+    count = None
+    for option, value in option_pairs(argv, end_at + 1):
+        if option != b"count" or count is not None:
+            raise CommandError(SYNTAX)
+        count = parse_int(value, COUNT_POSITIVE, low=1)
+    return argv[numkeys_at + 1:end_at], argv[end_at].lower(), count or 1
+
+
+def arity_error(argv) -> CommandError:
+    """The wrong-number-of-arguments error, for arity rules the command
+    table can't express (pairs, an optional count)."""
+    return CommandError("ERR wrong number of arguments for '%s' command"
+                        % argv[0].lower().decode())
+
+
 def lower(arg: bytes) -> bytes:
     return arg.lower()
+
+
+def increment(value: int, delta: int) -> int:
+    """value + delta, or Redis's error when it leaves the long long range
+    (INCRBY, HINCRBY)."""
+    if (delta < 0 and value < 0 and delta < LLONG_MIN - value) or \
+            (delta > 0 and value > 0 and delta > LLONG_MAX - value):
+        raise CommandError(OVERFLOW)
+    return value + delta
+
+
+def rank_span(start: int, end: int, length: int):
+    """Redis's index rules for ranges of a list or sorted set: inclusive
+    start and end (negatives count from the end) -> the positions
+    [first, stop) inside the container, (0, 0) when the range is empty."""
+    if start < 0:
+        start += length
+    if end < 0:
+        end += length
+    start = max(start, 0)
+    if start > end or start >= length:
+        return 0, 0
+    return start, min(end, length - 1) + 1
 
 
 # -- typed access to the keyspace -----------------------------------------
@@ -172,6 +232,24 @@ def drop_if_empty(c, key: bytes, container) -> bool:
     return False
 
 
+def record_removal(c, key: bytes, container, count: int = 1):
+    """After count elements were removed in place from the container at
+    key: count the changes, and delete the key if the container is empty."""
+    c.server.keyspace.touch(key, count)
+    drop_if_empty(c, key, container)
+
+
+def store_result(c, key: bytes, container) -> int:
+    """A *STORE command's result replaces key (an empty result deletes
+    it); returns the result's size."""
+    ks = c.server.keyspace
+    if container:
+        ks.set(key, container)
+    else:
+        ks.delete(key)
+    return len(container)
+
+
 def error(text: str) -> Error:
     return Error(text)
 
@@ -185,6 +263,18 @@ def help_reply(argv, lines) -> list:
                    "Subcommands are:"),
             *map(Status, lines),
             Status("HELP"), Status("    Prints this help.")]
+
+
+def help_subcommand(lines, flags="loading stale", since="5.0.0", **metadata):
+    """Declare a container's HELP subcommand (``metadata`` names its parent,
+    group...), which replies help_reply with these lines; returns its
+    handler."""
+    @command("help", 2, flags, since=since, complexity="O(1)",
+             summary="Show helpful text about the different subcommands",
+             **metadata)
+    def help_(c, argv):
+        return help_reply(argv, lines)
+    return help_
 
 
 def subcommand_syntax_error(argv) -> CommandError:

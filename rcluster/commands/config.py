@@ -11,8 +11,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from rcluster.commands.clients import protected_action_allowed
-from rcluster.commands.common import SYNTAX
-from rcluster.commands.common import help_reply
+from rcluster.commands.common import SYNTAX, help_subcommand
 from rcluster.commands.table import CommandError, command, container
 from rcluster.config import ConfigError
 from rcluster.resp.codec import OK, Map
@@ -113,8 +112,4 @@ _CONFIG_HELP = (
 )
 
 
-@command("help", 2, "loading stale", since="5.0.0",
-         summary="Show helpful text about the different subcommands",
-         complexity="O(1)", **_SUB)
-def config_help(c, argv):
-    return help_reply(argv, _CONFIG_HELP)
+config_help = help_subcommand(_CONFIG_HELP, **_SUB)

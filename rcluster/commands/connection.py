@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 
 from rcluster import REDIS_VERSION
-from rcluster.commands.common import SYNTAX, parse_int
+from rcluster.commands.common import SYNTAX, arity_error, parse_int
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import OK, PONG, Map, Status
 
@@ -16,7 +16,7 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
          tips=("request_policy:all_shards", "response_policy:all_succeeded"), **_G)
 def ping(c, argv):
     if len(argv) > 2:
-        raise CommandError("ERR wrong number of arguments for 'ping' command")
+        raise arity_error(argv)
     if not c.resp3 and (c.channels or c.patterns or c.shard_channels):
         return [b"pong", argv[1] if len(argv) == 2 else b""]
     return PONG if len(argv) == 1 else argv[1]

@@ -20,19 +20,17 @@ from __future__ import annotations
 import random
 
 from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
-                                      OVERFLOW, SYNTAX, drop_if_empty,
-                                      parse_int, read, write, write_or_create)
-from rcluster.commands.longdouble import (add, format_long_double, is_inf,
+                                      ORDER_TIP, RANDOM_TIP, SYNTAX,
+                                      arity_error, increment, parse_int, read,
+                                      record_removal, write, write_or_create)
+from rcluster.commands.longdouble import (increment_long_double, is_inf,
                                           parse_long_double)
-from rcluster.commands.scanning import (hash_window, parse_cursor,
-                                        parse_scan_options)
+from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
+                                        parse_cursor, parse_scan_options)
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import OK, Map
 
 _G = dict(group="hash")
-_ORDER_TIP = ("nondeterministic_output_order",)
-_RANDOM_TIP = ("nondeterministic_output",)
-ARITY = "ERR wrong number of arguments for '%s' command"
 NOT_INT_FIELD = "ERR hash value is not an integer"
 NOT_FLOAT_FIELD = "ERR hash value is not a float"
 COUNT_RANGE = ("ERR value is out of range, value must between %d and %d"
@@ -61,7 +59,7 @@ def _is_listpack(c, h) -> bool:
 def _set_fields(c, argv) -> int:
     """HSET/HMSET: store the field/value pairs; the count of new fields."""
     if len(argv) % 2:
-        raise CommandError(ARITY % argv[0].lower().decode())
+        raise arity_error(argv)
     key = argv[1]
     h = write_or_create(c, key, dict)
     before = len(h)
@@ -118,9 +116,7 @@ def hdel(c, argv):
     for field in argv[2:]:
         if h.pop(field, None) is not None:
             deleted += 1
-    if deleted:
-        c.server.keyspace.touch(key, deleted)
-        drop_if_empty(c, key, h)
+    record_removal(c, key, h, deleted)
     return deleted
 
 
@@ -134,10 +130,7 @@ def hincrby(c, argv):
     h = write(c, key, dict)
     old = None if h is None else h.get(field)
     value = 0 if old is None else parse_int(old, NOT_INT_FIELD)
-    if (delta < 0 and value < 0 and delta < LLONG_MIN - value) or \
-            (delta > 0 and value > 0 and delta > LLONG_MAX - value):
-        raise CommandError(OVERFLOW)
-    value += delta
+    value = increment(value, delta)
     _store(c, key, h, field, b"%d" % value)
     return value
 
@@ -154,10 +147,7 @@ def hincrbyfloat(c, argv):
     h = write(c, key, dict)
     old = None if h is None else h.get(field)
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT_FIELD)
-    value = add(value, delta)
-    if is_inf(value) or value != value:
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_long_double(value)
+    text = increment_long_double(value, delta)
     _store(c, key, h, field, text)
     return text
 
@@ -208,7 +198,7 @@ def hexists(c, argv):
 
 @command("hkeys", 2, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Get all the fields in a hash", since="2.0.0",
-         complexity="O(N) where N is the size of the hash.", tips=_ORDER_TIP,
+         complexity="O(N) where N is the size of the hash.", tips=ORDER_TIP,
          **_G)
 def hkeys(c, argv):
     h = read(c, argv[1], dict)
@@ -217,7 +207,7 @@ def hkeys(c, argv):
 
 @command("hvals", 2, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Get all the values in a hash", since="2.0.0",
-         complexity="O(N) where N is the size of the hash.", tips=_ORDER_TIP,
+         complexity="O(N) where N is the size of the hash.", tips=ORDER_TIP,
          **_G)
 def hvals(c, argv):
     h = read(c, argv[1], dict)
@@ -226,7 +216,7 @@ def hvals(c, argv):
 
 @command("hgetall", 2, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Get all the fields and values in a hash", since="2.0.0",
-         complexity="O(N) where N is the size of the hash.", tips=_ORDER_TIP,
+         complexity="O(N) where N is the size of the hash.", tips=ORDER_TIP,
          **_G)
 def hgetall(c, argv):
     h = read(c, argv[1], dict)
@@ -262,7 +252,7 @@ def _random_fields(h, count: int) -> list:
          summary="Get one or multiple random fields from a hash",
          since="6.2.0",
          complexity="O(N) where N is the number of fields returned",
-         tips=_RANDOM_TIP, **_G)
+         tips=RANDOM_TIP, **_G)
 def hrandfield(c, argv):
     if len(argv) == 2:
         h = read(c, argv[1], dict)
@@ -282,16 +272,13 @@ def hrandfield(c, argv):
 @command("hscan", -3, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Incrementally iterate hash fields and associated values",
          since="2.8.0",
-         complexity="O(1) for every call. O(N) for a complete iteration, "
-                    "including enough command calls for the cursor to return "
-                    "back to 0. N is the number of elements inside the "
-                    "collection..", tips=_RANDOM_TIP, **_G)
+         complexity=SCAN_COMPLEXITY, tips=RANDOM_TIP, **_G)
 def hscan(c, argv):
     cursor = parse_cursor(argv[2])
     h = read(c, argv[1], dict)
     if h is None:
         return [b"0", []]
-    count, match = parse_scan_options(argv, 3)
+    count, match, _ = parse_scan_options(argv, 3)
     if _is_listpack(c, h):
         cursor, fields = 0, list(h)
     else:

@@ -22,7 +22,7 @@ import sys
 from rcluster import REDIS_VERSION, __version__
 from rcluster.blocking import BlockedOn
 from rcluster.commands.common import SYNTAX
-from rcluster.commands.common import help_reply
+from rcluster.commands.common import help_subcommand
 from rcluster.commands.table import (KEY_FLAG_ORDER, CommandError,
                                      InvalidKeys, command)
 from rcluster.glob import glob_match
@@ -297,11 +297,7 @@ _COMMAND_HELP = (
 )
 
 
-@command("help", 2, _LOAD, since="5.0.0",
-         summary="Show helpful text about the different subcommands",
-         complexity="O(1)", **_SUB)
-def command_help(c, argv):
-    return help_reply(argv, _COMMAND_HELP)
+command_help = help_subcommand(_COMMAND_HELP, _LOAD, **_SUB)
 
 
 # -- INFO -----------------------------------------------------------------

@@ -9,11 +9,10 @@ and MOVE answer as a redis-server with ``databases 1`` would.
 """
 from __future__ import annotations
 
-from rcluster.commands.common import (LLONG_MAX, NO_KEY, SYNTAX, help_reply,
-                                      parse_int,
-                                      parse_ranged,
-                                      type_name)
-from rcluster.commands.scanning import parse_cursor
+from rcluster.commands.common import (LLONG_MAX, NO_KEY, SYNTAX,
+                                      help_subcommand, parse_int,
+                                      parse_ranged, type_name)
+from rcluster.commands.scanning import parse_cursor, parse_scan_options
 from rcluster.commands.sets import is_intset
 from rcluster.commands.strings import EXPIRE_ERROR
 from rcluster.commands.table import (CommandError, command, container,
@@ -373,30 +372,6 @@ def keys(c, argv):
             if match(key) and not ks.is_expired(key)]
 
 
-def _scan_options(argv):
-    """COUNT, MATCH and TYPE -> (count, match predicate or None, type name
-    or None)."""
-    count, match, type_filter = 10, None, None
-    j = 2
-    while j < len(argv):
-        option = argv[j].lower()
-        if j + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        if option == b"count":
-            count = parse_int(argv[j + 1])
-            if count < 1:
-                raise CommandError(SYNTAX)
-        elif option == b"match":
-            pattern = argv[j + 1]
-            match = None if pattern == b"*" else compile_glob(pattern)
-        elif option == b"type":
-            type_filter = argv[j + 1].lower()
-        else:
-            raise CommandError(SYNTAX)
-        j += 2
-    return count, match, type_filter
-
-
 @command("scan", -2, "readonly touches_arbitrary_keys", since="2.8.0",
          tips=(NONDETERMINISTIC, "request_policy:special"),
          summary="Incrementally iterate the keys space",
@@ -406,7 +381,8 @@ def _scan_options(argv):
          history=(("6.0.0", "Added the `TYPE` subcommand."),), **_G)
 def scan(c, argv):
     cursor = parse_cursor(argv[1])
-    count, match, type_filter = _scan_options(argv)
+    count, match, type_filter = parse_scan_options(argv, 2,
+                                                   with_type=True)
     ks = c.server.keyspace
     cursor, found = ks.scan(cursor, count)
     keys = []
@@ -605,8 +581,5 @@ _OBJECT_HELP = (
 )
 
 
-@command("help", 2, "loading stale", parent="object", since="6.2.0",
-         summary="Show helpful text about the different subcommands",
-         complexity=O1, **_G)
-def object_help(c, argv):
-    return help_reply(argv, _OBJECT_HELP)
+object_help = help_subcommand(_OBJECT_HELP, parent="object", since="6.2.0",
+                              **_G)

@@ -13,19 +13,17 @@ from collections import deque
 from itertools import islice
 
 from rcluster.commands.common import (LLONG_MIN, NO_KEY, OUT_OF_RANGE, SYNTAX,
-                                      WRONGTYPE, drop_if_empty, parse_int,
-                                      parse_positive, parse_timeout, read,
-                                      write, write_or_create)
+                                      WRONGTYPE, arity_error, option_pairs,
+                                      parse_int, parse_mpop, parse_positive,
+                                      parse_timeout, rank_span, read,
+                                      record_removal, write, write_or_create)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
 from rcluster.resp.codec import NULL_ARRAY, OK
 
 _G = dict(group="list")
-ARITY = "ERR wrong number of arguments for '%s' command"
 RANK_ZERO = ("ERR RANK can't be zero: use 1 to start from the first match, "
              "2 from the second ... or use negative to start from the end of "
              "the list")
-NUMKEYS = "ERR numkeys should be greater than 0"
-COUNT_POSITIVE = "ERR count should be greater than 0"
 # LPOP/RPOP count: Redis gives this text for a non-integer count too.
 
 _MULTIPLE = "Accepts multiple `element` arguments."
@@ -61,32 +59,18 @@ def _pop(c, key: bytes, lst: deque, left: bool, count: int) -> list:
     """Pop up to count elements from one end; delete the key if emptied."""
     take = lst.popleft if left else lst.pop
     popped = [take() for _ in range(min(count, len(lst)))]
-    c.server.keyspace.touch(key, len(popped))
-    drop_if_empty(c, key, lst)
+    record_removal(c, key, lst, len(popped))
     return popped
 
 
-def _clamp(start: int, end: int, length: int):
-    """Redis's range rules (negative = from the tail): the inclusive
-    (start, end) inside the list, or None for an empty range."""
-    if start < 0:
-        start += length
-    if end < 0:
-        end += length
-    start = max(start, 0)
-    if start > end or start >= length:
-        return None
-    return start, min(end, length - 1)
-
-
-def _slice(lst: deque, start: int, end: int) -> list:
-    """Elements start..end (inclusive, valid), walked from the nearer end."""
+def _slice(lst: deque, first: int, stop: int) -> list:
+    """Elements [first, stop) (a rank_span), walked from the nearer end."""
     length = len(lst)
-    if start > length - 1 - end:
-        tail = list(islice(reversed(lst), length - 1 - end, length - start))
+    if first > length - stop:
+        tail = list(islice(reversed(lst), length - stop, length - first))
         tail.reverse()
         return tail
-    return list(islice(lst, start, end + 1))
+    return list(islice(lst, first, stop))
 
 
 def _index(lst: deque, arg: bytes):
@@ -136,40 +120,37 @@ def _push_command(c, argv, left: bool, only_existing: bool):
     return len(lst)
 
 
-@command("lpush", -3, "write denyoom fast", keys=(1, 1, 1, "RW insert"),
+# Metadata the four pushes share (Redis's JSON files repeat it).
+_PUSH = dict(keys=(1, 1, 1, "RW insert"),
+             complexity="O(1) for each element added, so O(N) to add N "
+                        "elements when the command is called with multiple "
+                        "arguments.", **_G)
+
+
+@command("lpush", -3, "write denyoom fast",
          summary="Prepend one or multiple elements to a list",
-         complexity="O(1) for each element added, so O(N) to add N elements "
-                    "when the command is called with multiple arguments.",
-         history=(("2.4.0", _MULTIPLE),), **_G)
+         history=(("2.4.0", _MULTIPLE),), **_PUSH)
 def lpush(c, argv):
     return _push_command(c, argv, True, False)
 
 
-@command("rpush", -3, "write denyoom fast", keys=(1, 1, 1, "RW insert"),
+@command("rpush", -3, "write denyoom fast",
          summary="Append one or multiple elements to a list",
-         complexity="O(1) for each element added, so O(N) to add N elements "
-                    "when the command is called with multiple arguments.",
-         history=(("2.4.0", _MULTIPLE),), **_G)
+         history=(("2.4.0", _MULTIPLE),), **_PUSH)
 def rpush(c, argv):
     return _push_command(c, argv, False, False)
 
 
-@command("lpushx", -3, "write denyoom fast", keys=(1, 1, 1, "RW insert"),
+@command("lpushx", -3, "write denyoom fast", since="2.2.0",
          summary="Prepend an element to a list, only if the list exists",
-         since="2.2.0",
-         complexity="O(1) for each element added, so O(N) to add N elements "
-                    "when the command is called with multiple arguments.",
-         history=(("4.0.0", _MULTIPLE),), **_G)
+         history=(("4.0.0", _MULTIPLE),), **_PUSH)
 def lpushx(c, argv):
     return _push_command(c, argv, True, True)
 
 
-@command("rpushx", -3, "write denyoom fast", keys=(1, 1, 1, "RW insert"),
+@command("rpushx", -3, "write denyoom fast", since="2.2.0",
          summary="Append an element to a list, only if the list exists",
-         since="2.2.0",
-         complexity="O(1) for each element added, so O(N) to add N elements "
-                    "when the command is called with multiple arguments.",
-         history=(("4.0.0", _MULTIPLE),), **_G)
+         history=(("4.0.0", _MULTIPLE),), **_PUSH)
 def rpushx(c, argv):
     return _push_command(c, argv, False, True)
 
@@ -204,7 +185,7 @@ def linsert(c, argv):
 def _pop_command(c, argv, left: bool):
     """LPOP/RPOP key [count]: a bulk string, or with a count an array."""
     if len(argv) > 3:
-        raise CommandError(ARITY % argv[0].lower().decode())
+        raise arity_error(argv)
     count = parse_positive(argv[2]) if len(argv) == 3 else None
     key = argv[1]
     lst = write(c, key, deque)
@@ -234,20 +215,8 @@ def rpop(c, argv):
 def _parse_mpop(argv, numkeys_at: int):
     """[B]LMPOP's `numkeys key... LEFT|RIGHT [COUNT count]` -> (keys, left,
     count)."""
-    numkeys = parse_int(argv[numkeys_at], NUMKEYS, low=1)
-    where_at = numkeys_at + numkeys + 1
-    if where_at >= len(argv):
-        raise CommandError(SYNTAX)
-    left = _where(argv[where_at])
-    count = None
-    j = where_at + 1
-    while j < len(argv):
-        if count is None and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = parse_int(argv[j + 1], COUNT_POSITIVE, low=1)
-            j += 2
-        else:
-            raise CommandError(SYNTAX)
-    return argv[numkeys_at + 1:where_at], left, count or 1
+    keys, end, count = parse_mpop(argv, numkeys_at, (b"left", b"right"))
+    return keys, end == b"left", count
 
 
 def _mpop(c, keys, left: bool, count: int):
@@ -295,8 +264,7 @@ def lrange(c, argv):
     lst = read(c, argv[1], deque)
     if lst is None:
         return []
-    bounds = _clamp(start, end, len(lst))
-    return [] if bounds is None else _slice(lst, *bounds)
+    return _slice(lst, *rank_span(start, end, len(lst)))
 
 
 @command("lindex", 3, "readonly", keys=(1, 1, 1, "RO access"),
@@ -315,12 +283,7 @@ def lindex(c, argv):
 def _parse_lpos_options(argv):
     """LPOS options -> (rank, count or None, maxlen)."""
     rank, count, maxlen = 1, None, 0
-    j = 3
-    while j < len(argv):
-        option = argv[j].lower()
-        if j + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        arg = argv[j + 1]
+    for option, arg in option_pairs(argv, 3):
         if option == b"rank":
             rank = parse_int(arg)
             if rank == 0:
@@ -331,7 +294,6 @@ def _parse_lpos_options(argv):
             maxlen = parse_int(arg, "ERR MAXLEN can't be negative", low=0)
         else:
             raise CommandError(SYNTAX)
-        j += 2
     return rank, count, maxlen
 
 
@@ -414,8 +376,7 @@ def lrem(c, argv):
             kept.reverse()
         lst.clear()
         lst.extend(kept)
-        c.server.keyspace.touch(key, removed)
-        drop_if_empty(c, key, lst)
+        record_removal(c, key, lst, removed)
     return removed
 
 
@@ -429,16 +390,13 @@ def ltrim(c, argv):
     lst = write(c, key, deque)
     if lst is None:
         return OK
-    length = len(lst)
-    bounds = _clamp(start, end, length)
-    head, tail = (length, 0) if bounds is None else (
-        bounds[0], length - 1 - bounds[1])
+    first, stop = rank_span(start, end, len(lst))
+    head, tail = first, len(lst) - stop
     for _ in range(head):
         lst.popleft()
     for _ in range(tail):
         lst.pop()
-    c.server.keyspace.touch(key, head + tail)
-    drop_if_empty(c, key, lst)
+    record_removal(c, key, lst, head + tail)
     return OK
 
 
@@ -455,10 +413,8 @@ def _move(c, source: bytes, destination: bytes, from_left: bool,
     if target is None:
         target = write_or_create(c, destination, deque)
     _push(target, (value,), to_left)
-    ks = c.server.keyspace
-    ks.touch(source)
-    ks.touch(destination)
-    drop_if_empty(c, source, lst)
+    c.server.keyspace.touch(destination)
+    record_removal(c, source, lst)
     return value
 
 

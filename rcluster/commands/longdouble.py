@@ -92,3 +92,12 @@ def add(value, delta):
     if is_inf(value) or is_inf(delta):
         return float(value) + float(delta)
     return _round_long_double(value + delta)
+
+
+def increment_long_double(value, delta) -> bytes:
+    """INCRBYFLOAT and HINCRBYFLOAT: value + delta, formatted as Redis
+    stores it; a NaN or infinite sum is an error."""
+    value = add(value, delta)
+    if is_inf(value) or value != value:
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    return format_long_double(value)

@@ -10,7 +10,7 @@ through its ``on_publish`` hook.
 """
 from __future__ import annotations
 
-from rcluster.commands.common import help_reply, subcommand_syntax_error
+from rcluster.commands.common import help_subcommand, subcommand_syntax_error
 from rcluster.commands.table import CommandError, KeySpec, command, container
 from rcluster.glob import compile_glob
 from rcluster.resp.codec import NO_REPLY, Push, Raw, encode
@@ -134,18 +134,23 @@ def sunsubscribe(c, argv):
                         _shard_unsubscribe, _shard_count)
 
 
+def _publish(c, argv, name: str, shard: bool):
+    """PUBLISH and SPUBLISH: the number of clients that got the message."""
+    server = c.server
+    receivers = server.pubsub.publish(argv[1], argv[2], shard=shard)
+    # A standalone master replicates them; a cluster uses the bus.
+    if not server.settings.cluster_enabled and server.propagate is not None:
+        server.propagate(c, server.table.get(name), argv)
+    return receivers
+
+
 @command("publish", 3, "pubsub loading stale fast may_replicate sentinel",
          since="2.0.0", summary="Post a message to a channel",
          complexity="O(N+M) where N is the number of clients subscribed to "
                     "the receiving channel and M is the total number of "
                     "subscribed patterns (by any client).", **_G)
 def publish(c, argv):
-    server = c.server
-    receivers = server.pubsub.publish(argv[1], argv[2])
-    # A standalone master replicates PUBLISH; a cluster uses the bus.
-    if not server.settings.cluster_enabled and server.propagate is not None:
-        server.propagate(c, server.table.get("publish"), argv)
-    return receivers
+    return _publish(c, argv, "publish", shard=False)
 
 
 @command("spublish", 3, "pubsub loading stale fast may_replicate",
@@ -154,11 +159,7 @@ def publish(c, argv):
          complexity="O(N) where N is the number of clients subscribed to the "
                     "receiving shard channel.", **_G)
 def spublish(c, argv):
-    server = c.server
-    receivers = server.pubsub.publish(argv[1], argv[2], shard=True)
-    if not server.settings.cluster_enabled and server.propagate is not None:
-        server.propagate(c, server.table.get("spublish"), argv)
-    return receivers
+    return _publish(c, argv, "spublish", shard=True)
 
 
 # -- PUBSUB -------------------------------------------------------------------
@@ -250,8 +251,4 @@ _PUBSUB_HELP = (
 )
 
 
-@command("help", 2, "loading stale", since="6.2.0", complexity="O(1)",
-         acl="", summary="Show helpful text about the different subcommands",
-         **_SUB)
-def pubsub_help(c, argv):
-    return help_reply(argv, _PUBSUB_HELP)
+pubsub_help = help_subcommand(_PUBSUB_HELP, since="6.2.0", acl="", **_SUB)

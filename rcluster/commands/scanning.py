@@ -1,13 +1,17 @@
-"""SCAN-family helpers shared by SSCAN, HSCAN and ZSCAN: the cursor and
-option parsing, and the hash-window walk over a container."""
+"""SCAN-family helpers shared by SCAN, SSCAN, HSCAN and ZSCAN: the cursor
+and option parsing, and the hash-window walk over a container."""
 from __future__ import annotations
 
 import re
 
-from rcluster.commands.common import SYNTAX, parse_int
+from rcluster.commands.common import SYNTAX, option_pairs, parse_int
 from rcluster.commands.table import CommandError
 from rcluster.glob import compile_glob
 
+SCAN_COMPLEXITY = ("O(1) for every call. O(N) for a complete iteration, "
+                   "including enough command calls for the cursor to return "
+                   "back to 0. N is the number of elements inside the "
+                   "collection..")
 _SCAN_SPACE = 1 << 64
 _CURSOR = re.compile(rb"([+-]?)([0-9]*)\Z")
 
@@ -24,22 +28,22 @@ def parse_cursor(arg: bytes) -> int:
     return -value % _SCAN_SPACE if match.group(1) == b"-" else value
 
 
-def parse_scan_options(argv, start: int):
-    """COUNT and MATCH after the cursor -> (count, predicate or None)."""
-    count, match = 10, None
-    i = start
-    while i < len(argv):
-        option = argv[i].lower()
-        if option == b"count" and i + 1 < len(argv):
-            count = parse_int(argv[i + 1])
+def parse_scan_options(argv, start: int, with_type: bool = False):
+    """COUNT and MATCH after the cursor (and TYPE, for SCAN ``with_type``)
+    -> (count, match predicate or None, type name or None)."""
+    count, match, type_name = 10, None, None
+    for option, value in option_pairs(argv, start):
+        if option == b"count":
+            count = parse_int(value)
             if count < 1:
                 raise CommandError(SYNTAX)
-        elif option == b"match" and i + 1 < len(argv):
-            match = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1])
+        elif option == b"match":
+            match = None if value == b"*" else compile_glob(value)
+        elif option == b"type" and with_type:
+            type_name = value.lower()
         else:
             raise CommandError(SYNTAX)
-        i += 2
-    return count, match
+    return count, match, type_name
 
 
 def hash_window(members, cursor: int, count: int):

@@ -12,18 +12,16 @@ from __future__ import annotations
 import random
 import re
 
-from rcluster.commands.common import (LLONG_MAX, SYNTAX, parse_positive,
-                                      parse_ranged,
-                                      read, write)
+from rcluster.commands.common import (LLONG_MAX, NUMKEYS, ORDER_TIP,
+                                      RANDOM_TIP, SYNTAX, option_pairs,
+                                      parse_positive, parse_ranged, read,
+                                      record_removal, store_result, write)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
-from rcluster.commands.scanning import (hash_window, parse_cursor,
-                                        parse_scan_options)
+from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
+                                        parse_cursor, parse_scan_options)
 from rcluster.resp.codec import SetReply
 
 _G = dict(group="set")
-_ORDER_TIP = ("nondeterministic_output_order",)
-_RANDOM_TIP = ("nondeterministic_output",)
-NUMKEYS = "ERR numkeys should be greater than 0"
 NEGATIVE_LIMIT = "ERR LIMIT can't be negative"
 
 # Sets this big pop in hash-table order (effectively random, as bytes hashes
@@ -58,16 +56,6 @@ def _sets(c, keys) -> list:
     """The sets at keys (None for a missing key); WRONGTYPE if any key
     holds another type, whatever the others hold."""
     return [read(c, key, set) for key in keys]
-
-
-def _store(c, key: bytes, result: set) -> int:
-    """*STORE commands: replace key by result (or delete it if empty)."""
-    ks = c.server.keyspace
-    if result:
-        ks.set(key, result)
-    else:
-        ks.delete(key)
-    return len(result)
 
 
 # -- commands -----------------------------------------------------------------
@@ -107,10 +95,7 @@ def srem(c, argv):
         if member in members:
             members.remove(member)
             removed += 1
-    if removed:
-        c.server.keyspace.touch(key, removed)
-        if not members:
-            c.server.keyspace.delete(key)
+    record_removal(c, key, members, removed)
     return removed
 
 
@@ -132,9 +117,7 @@ def smove(c, argv):
         return 0
     ks = c.server.keyspace
     source.remove(member)
-    ks.touch(source_key)
-    if not source:
-        ks.delete(source_key)
+    record_removal(c, source_key, source)
     if dest is None:
         ks.add(dest_key, {member})
     elif member not in dest:
@@ -173,7 +156,7 @@ def scard(c, argv):
 
 
 @command("smembers", 2, "readonly", keys=(1, 1, 1, "RO access"),
-         summary="Get all the members in a set", tips=_ORDER_TIP,
+         summary="Get all the members in a set", tips=ORDER_TIP,
          complexity="O(N) where N is the set cardinality.",
          **_G)
 def smembers(c, argv):
@@ -183,7 +166,7 @@ def smembers(c, argv):
 
 @command("spop", -2, "write fast", keys=(1, 1, 1, "RW access delete"),
          summary="Remove and return one or multiple random members from a set",
-         tips=_RANDOM_TIP,
+         tips=RANDOM_TIP,
          complexity="Without the count argument O(1), otherwise O(N) where N "
                     "is the value of the passed count.",
          **_G)
@@ -201,9 +184,7 @@ def spop(c, argv):
     else:
         member = random.choice(tuple(members))
         members.remove(member)
-    c.server.keyspace.touch(key)
-    if not members:
-        c.server.keyspace.delete(key)
+    record_removal(c, key, members)
     return member
 
 
@@ -225,7 +206,7 @@ def _spop_count(c, key, count):
 
 @command("srandmember", -2, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Get one or multiple random members from a set",
-         tips=_RANDOM_TIP,
+         tips=RANDOM_TIP,
          complexity="Without the count argument O(1), otherwise O(N) where N "
                     "is the absolute value of the passed count.",
          **_G)
@@ -285,11 +266,13 @@ def _difference(c, keys) -> set:
     return result
 
 
+_INTER_COMPLEXITY = ("O(N*M) worst case where N is the cardinality of the "
+                     "smallest set and M is the number of sets.")
+
+
 @command("sinter", -2, "readonly", keys=(1, -1, 1, "RO access"),
-         summary="Intersect multiple sets", tips=_ORDER_TIP,
-         complexity="O(N*M) worst case where N is the cardinality of the "
-                    "smallest set and M is the number of sets.",
-         **_G)
+         summary="Intersect multiple sets", tips=ORDER_TIP,
+         complexity=_INTER_COMPLEXITY, **_G)
 def sinter(c, argv):
     return SetReply(_intersection(c, argv[1:]))
 
@@ -298,22 +281,17 @@ def sinter(c, argv):
          specs=[KeySpec(flags=("RO", "access"), index=1, keynumidx=0)],
          summary="Intersect multiple sets and return the cardinality of the "
                  "result", since="7.0.0",
-         complexity="O(N*M) worst case where N is the cardinality of the "
-                    "smallest set and M is the number of sets.",
-         **_G)
+         complexity=_INTER_COMPLEXITY, **_G)
 def sintercard(c, argv):
     numkeys = parse_ranged(argv[1], 1, LLONG_MAX, NUMKEYS)
     if numkeys > len(argv) - 2:
         raise CommandError(
             "ERR Number of keys can't be greater than number of args")
     limit = 0
-    i = 2 + numkeys
-    while i < len(argv):
-        if argv[i].lower() == b"limit" and i + 1 < len(argv):
-            limit = parse_positive(argv[i + 1], NEGATIVE_LIMIT)
-            i += 2
-        else:
+    for option, value in option_pairs(argv, 2 + numkeys):
+        if option != b"limit":
             raise CommandError(SYNTAX)
+        limit = parse_positive(value, NEGATIVE_LIMIT)
     return len(_intersection(c, argv[2:2 + numkeys], limit))
 
 
@@ -325,63 +303,53 @@ _STORE_SPECS = [key_range(1, 1, 1, ("OW", "update")),
          specs=[key_range(1, 1, 1, ("RW", "update")), _STORE_SPECS[1]],
          summary="Intersect multiple sets and store the resulting set in a "
                  "key",
-         complexity="O(N*M) worst case where N is the cardinality of the "
-                    "smallest set and M is the number of sets.",
-         **_G)
+         complexity=_INTER_COMPLEXITY, **_G)
 def sinterstore(c, argv):
-    return _store(c, argv[1], set(_intersection(c, argv[2:])))
+    return store_result(c, argv[1], set(_intersection(c, argv[2:])))
+
+
+_UNION_DIFF_COMPLEXITY = ("O(N) where N is the total number of elements in "
+                          "all given sets.")
 
 
 @command("sunion", -2, "readonly", keys=(1, -1, 1, "RO access"),
-         summary="Add multiple sets", tips=_ORDER_TIP,
-         complexity="O(N) where N is the total number of elements in all "
-                    "given sets.",
-         **_G)
+         summary="Add multiple sets", tips=ORDER_TIP,
+         complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sunion(c, argv):
     return SetReply(ordered(c, _union(c, argv[1:])))
 
 
 @command("sunionstore", -3, "write denyoom", specs=_STORE_SPECS,
          summary="Add multiple sets and store the resulting set in a key",
-         complexity="O(N) where N is the total number of elements in all "
-                    "given sets.",
-         **_G)
+         complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sunionstore(c, argv):
-    return _store(c, argv[1], _union(c, argv[2:]))
+    return store_result(c, argv[1], _union(c, argv[2:]))
 
 
 @command("sdiff", -2, "readonly", keys=(1, -1, 1, "RO access"),
-         summary="Subtract multiple sets", tips=_ORDER_TIP,
-         complexity="O(N) where N is the total number of elements in all "
-                    "given sets.",
-         **_G)
+         summary="Subtract multiple sets", tips=ORDER_TIP,
+         complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sdiff(c, argv):
     return SetReply(ordered(c, _difference(c, argv[1:])))
 
 
 @command("sdiffstore", -3, "write denyoom", specs=_STORE_SPECS,
          summary="Subtract multiple sets and store the resulting set in a key",
-         complexity="O(N) where N is the total number of elements in all "
-                    "given sets.",
-         **_G)
+         complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sdiffstore(c, argv):
-    return _store(c, argv[1], _difference(c, argv[2:]))
+    return store_result(c, argv[1], _difference(c, argv[2:]))
 
 
 @command("sscan", -3, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Incrementally iterate Set elements", since="2.8.0",
-         tips=_RANDOM_TIP,
-         complexity="O(1) for every call. O(N) for a complete iteration, "
-                    "including enough command calls for the cursor to return "
-                    "back to 0. N is the number of elements inside the "
-                    "collection..",
-         **_G)
+         tips=RANDOM_TIP,
+         complexity=SCAN_COMPLEXITY, **_G)
 def sscan(c, argv):
     cursor = parse_cursor(argv[2])
     members = read(c, argv[1], set)
     if members is None:
         return [b"0", []]
-    count, match = parse_scan_options(argv, 3)
+    count, match, _ = parse_scan_options(argv, 3)
     if is_intset(members, c.server.settings.set_max_intset_entries):
         cursor, found = 0, sorted(members, key=int)
     else:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
-                                      OVERFLOW, SYNTAX, WRONGTYPE, parse_int,
-                                      read, write)
-from rcluster.commands.longdouble import (add, format_long_double, is_inf,
+                                      SYNTAX, WRONGTYPE, arity_error,
+                                      increment, parse_int, read, write)
+from rcluster.commands.longdouble import (increment_long_double,
                                           parse_long_double)
 from rcluster.commands.table import CommandError, command, key_range
 from rcluster.resp.codec import OK, Map
@@ -186,8 +186,7 @@ def mget(c, argv):
 
 def _mset(c, argv, nx):
     if len(argv) % 2 == 0:
-        raise CommandError("ERR wrong number of arguments for '%s' command"
-                           % ("msetnx" if nx else "mset"))
+        raise arity_error(argv)
     ks = c.server.keyspace
     if nx:
         for j in range(1, len(argv), 2):
@@ -217,10 +216,7 @@ def _incr(c, key, delta):
     ks = c.server.keyspace
     old = write(c, key, bytes)
     value = 0 if old is None else parse_int(old)
-    if (delta < 0 and value < 0 and delta < LLONG_MIN - value) or \
-            (delta > 0 and value > 0 and delta > LLONG_MAX - value):
-        raise CommandError(OVERFLOW)
-    value += delta
+    value = increment(value, delta)
     ks.set(key, b"%d" % value, keepttl=True)
     return value
 
@@ -259,10 +255,7 @@ def incrbyfloat(c, argv):
     key = argv[1]
     old = write(c, key, bytes)
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT)
-    value = add(value, parse_long_double(argv[2], NOT_FLOAT))
-    if is_inf(value) or value != value:
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    text = format_long_double(value)
+    text = increment_long_double(value, parse_long_double(argv[2], NOT_FLOAT))
     c.server.keyspace.set(key, text, keepttl=True)
     return text
 

@@ -10,19 +10,20 @@ import math
 import random
 from dataclasses import dataclass
 
-from rcluster.commands.common import (LLONG_MAX, SYNTAX,
-                                      parse_float, parse_int, parse_positive,
-                                      parse_ranged, parse_timeout, read,
-                                      strtod, write)
-from rcluster.commands.scanning import (hash_window, parse_cursor,
-                                        parse_scan_options)
-from rcluster.commands.sets import NEGATIVE_LIMIT, NUMKEYS
+from rcluster.commands.common import (LLONG_MAX, RANDOM_TIP, SYNTAX,
+                                      parse_float, parse_int, parse_mpop,
+                                      parse_positive, parse_ranged,
+                                      parse_timeout, rank_span, read,
+                                      record_removal, store_result, strtod,
+                                      write)
+from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
+                                        parse_cursor, parse_scan_options)
+from rcluster.commands.sets import NEGATIVE_LIMIT
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
 from rcluster.resp.codec import NULL_ARRAY, Double
 from rcluster.zset import LEX_MAX, LEX_MIN, LexRange, ScoreRange, ZSet
 
 _G = dict(group="sorted-set")
-_RANDOM_TIP = ("nondeterministic_output",)
 NOT_SCORE_RANGE = "ERR min or max is not a float"
 NOT_LEX_RANGE = "ERR min or max not valid string range item"
 NAN_SCORE = "ERR resulting score is not a number (NaN)"
@@ -87,25 +88,6 @@ def _new_zset(c, scores: dict) -> ZSet:
     return ZSet(scores, compact)
 
 
-def _store(c, key: bytes, scores: dict) -> int:
-    """Replace key by a computed sorted set (deleted if empty)."""
-    ks = c.server.keyspace
-    if scores:
-        ks.set(key, _new_zset(c, scores))
-    else:
-        ks.delete(key)
-    return len(scores)
-
-
-def _removed(c, key: bytes, zs: ZSet, count: int):
-    """Account for count members removed in place; drop an empty key."""
-    if count:
-        ks = c.server.keyspace
-        ks.touch(key, count)
-        if not zs:
-            ks.delete(key)
-
-
 def _flat(pairs) -> list:
     out = []
     for member, score in pairs:
@@ -122,19 +104,6 @@ def _pairs(c, pairs, withscores: bool) -> list:
     if not withscores:
         return [member for member, _ in pairs]
     return _nested(pairs) if c.resp3 else _flat(pairs)
-
-
-def _rank_span(length: int, start: int, end: int):
-    """Redis's index sanitising: [start, end] (negatives from the end) ->
-    ranks [start, stop)."""
-    if start < 0:
-        start += length
-    if end < 0:
-        end += length
-    start = max(start, 0)
-    if start > end or start >= length:
-        return 0, 0
-    return start, min(end, length - 1) + 1
 
 
 def _window(span, offset: int, limit: int, reverse: bool):
@@ -267,7 +236,7 @@ def zrem(c, argv):
     if zs is None:
         return 0
     removed = sum(zs.remove(member) for member in argv[2:])
-    _removed(c, key, zs, removed)
+    record_removal(c, key, zs, removed)
     return removed
 
 
@@ -278,41 +247,35 @@ def _zremrange(c, argv, span_of):
     if zs is None:
         return 0
     removed = zs.remove_span(*span_of(zs))
-    _removed(c, key, zs, removed)
+    record_removal(c, key, zs, removed)
     return removed
 
 
-@command("zremrangebyrank", 4, "write", keys=(1, 1, 1, "RW delete"),
+_REMRANGE = dict(keys=(1, 1, 1, "RW delete"),
+                 complexity="O(log(N)+M) with N being the number of elements "
+                            "in the sorted set and M the number of elements "
+                            "removed by the operation.", **_G)
+
+
+@command("zremrangebyrank", 4, "write", since="2.0.0",
          summary="Remove all members in a sorted set within the given indexes",
-         since="2.0.0",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements removed by the "
-                    "operation.",
-         **_G)
+         **_REMRANGE)
 def zremrangebyrank(c, argv):
     start, end = parse_int(argv[2]), parse_int(argv[3])
-    return _zremrange(c, argv, lambda zs: _rank_span(len(zs), start, end))
+    return _zremrange(c, argv, lambda zs: rank_span(start, end, len(zs)))
 
 
-@command("zremrangebyscore", 4, "write", keys=(1, 1, 1, "RW delete"),
+@command("zremrangebyscore", 4, "write", since="1.2.0",
          summary="Remove all members in a sorted set within the given scores",
-         since="1.2.0",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements removed by the "
-                    "operation.",
-         **_G)
+         **_REMRANGE)
 def zremrangebyscore(c, argv):
     spec = parse_score_range(argv[2], argv[3])
     return _zremrange(c, argv, lambda zs: zs.score_span(spec))
 
 
-@command("zremrangebylex", 4, "write", keys=(1, 1, 1, "RW delete"),
+@command("zremrangebylex", 4, "write", since="2.8.9",
          summary="Remove all members in a sorted set between the given "
-                 "lexicographical range", since="2.8.9",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements removed by the "
-                    "operation.",
-         **_G)
+                 "lexicographical range", **_REMRANGE)
 def zremrangebylex(c, argv):
     spec = parse_lex_range(argv[2], argv[3])
     return _zremrange(c, argv, lambda zs: zs.lex_span(spec))
@@ -374,34 +337,33 @@ def zrevrank(c, argv):
     return None if zs is None else zs.rank(argv[2], reverse=True)
 
 
-@command("zcount", 4, "readonly fast", keys=(1, 1, 1, "RO access"),
-         summary="Count the members in a sorted set with scores within the "
-                 "given values", since="2.0.0",
-         complexity="O(log(N)) with N being the number of elements in the "
-                    "sorted set.",
-         **_G)
-def zcount(c, argv):
-    spec = parse_score_range(argv[2], argv[3])
+_LOG_N = "O(log(N)) with N being the number of elements in the sorted set."
+
+
+def _zcount(c, argv, span_of):
+    """ZCOUNT and ZLEXCOUNT: span_of(zs) gives the ranks to count."""
     zs = _read(c, argv[1])
     if zs is None:
         return 0
-    start, stop = zs.score_span(spec)
+    start, stop = span_of(zs)
     return stop - start
+
+
+@command("zcount", 4, "readonly fast", keys=(1, 1, 1, "RO access"),
+         summary="Count the members in a sorted set with scores within the "
+                 "given values", since="2.0.0", complexity=_LOG_N, **_G)
+def zcount(c, argv):
+    spec = parse_score_range(argv[2], argv[3])
+    return _zcount(c, argv, lambda zs: zs.score_span(spec))
 
 
 @command("zlexcount", 4, "readonly fast", keys=(1, 1, 1, "RO access"),
          summary="Count the number of members in a sorted set between a "
                  "given lexicographical range", since="2.8.9",
-         complexity="O(log(N)) with N being the number of elements in the "
-                    "sorted set.",
-         **_G)
+         complexity=_LOG_N, **_G)
 def zlexcount(c, argv):
     spec = parse_lex_range(argv[2], argv[3])
-    zs = _read(c, argv[1])
-    if zs is None:
-        return 0
-    start, stop = zs.lex_span(spec)
-    return stop - start
+    return _zcount(c, argv, lambda zs: zs.lex_span(spec))
 
 
 # -- ZRANGE and its ancestors -------------------------------------------------
@@ -458,7 +420,7 @@ class _RangeQuery:
     def select(self, zs: ZSet, bounds) -> list:
         """The (member, score) pairs of zs the query returns."""
         if self.by == RANK:
-            first, stop = _rank_span(len(zs), *bounds)
+            first, stop = rank_span(*bounds, len(zs))
             if self.reverse:   # ranks count from the top
                 first, stop = len(zs) - stop, len(zs) - first
             return zs.items(first, stop, self.reverse)
@@ -477,18 +439,25 @@ def _zrange(c, argv, src: int, by=None, reverse=None, store=None):
     zs = _read(c, argv[src])
     pairs = [] if zs is None else query.select(zs, bounds)
     if store is not None:
-        return _store(c, store, dict(pairs))
+        return store_result(c, store, _new_zset(c, dict(pairs)))
     return _pairs(c, pairs, query.withscores)
 
 
-_RANGE_KEYS = (1, 1, 1, "RO access")
+# Metadata the ZRANGE variants share (Redis's JSON files repeat it).
+_RANGE = dict(keys=(1, 1, 1, "RO access"),
+              complexity="O(log(N)+M) with N being the number of elements in "
+                         "the sorted set and M the number of elements "
+                         "returned.", **_G)
+_RANGE_BY = dict(_RANGE,
+                 complexity="O(log(N)+M) with N being the number of elements "
+                            "in the sorted set and M the number of elements "
+                            "being returned. If M is constant (e.g. always "
+                            "asking for the first 10 elements with LIMIT), "
+                            "you can consider it O(log(N)).")
 
 
-@command("zrange", -4, "readonly", keys=_RANGE_KEYS,
-         summary="Return a range of members in a sorted set", since="1.2.0",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements returned.",
-         **_G)
+@command("zrange", -4, "readonly", since="1.2.0",
+         summary="Return a range of members in a sorted set", **_RANGE)
 def zrange(c, argv):
     return _zrange(c, argv, 1)
 
@@ -506,62 +475,38 @@ def zrangestore(c, argv):
     return _zrange(c, argv, 2, store=argv[1])
 
 
-@command("zrevrange", -4, "readonly", keys=_RANGE_KEYS,
+@command("zrevrange", -4, "readonly", since="1.2.0",
          summary="Return a range of members in a sorted set, by index, with "
-                 "scores ordered from high to low", since="1.2.0",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements returned.",
-         **_G)
+                 "scores ordered from high to low", **_RANGE)
 def zrevrange(c, argv):
     return _zrange(c, argv, 1, RANK, True)
 
 
-@command("zrangebyscore", -4, "readonly", keys=_RANGE_KEYS,
+@command("zrangebyscore", -4, "readonly", since="1.0.5",
          summary="Return a range of members in a sorted set, by score",
-         since="1.0.5",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements being returned. "
-                    "If M is constant (e.g. always asking for the first 10 "
-                    "elements with LIMIT), you can consider it O(log(N)).",
-         **_G)
+         **_RANGE_BY)
 def zrangebyscore(c, argv):
     return _zrange(c, argv, 1, SCORE, False)
 
 
-@command("zrevrangebyscore", -4, "readonly", keys=_RANGE_KEYS,
+@command("zrevrangebyscore", -4, "readonly", since="2.2.0",
          summary="Return a range of members in a sorted set, by score, with "
-                 "scores ordered from high to low", since="2.2.0",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements being returned. "
-                    "If M is constant (e.g. always asking for the first 10 "
-                    "elements with LIMIT), you can consider it O(log(N)).",
-         **_G)
+                 "scores ordered from high to low", **_RANGE_BY)
 def zrevrangebyscore(c, argv):
     return _zrange(c, argv, 1, SCORE, True)
 
 
-@command("zrangebylex", -4, "readonly", keys=_RANGE_KEYS,
+@command("zrangebylex", -4, "readonly", since="2.8.9",
          summary="Return a range of members in a sorted set, by "
-                 "lexicographical range", since="2.8.9",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements being returned. "
-                    "If M is constant (e.g. always asking for the first 10 "
-                    "elements with LIMIT), you can consider it O(log(N)).",
-         **_G)
+                 "lexicographical range", **_RANGE_BY)
 def zrangebylex(c, argv):
     return _zrange(c, argv, 1, LEX, False)
 
 
-@command("zrevrangebylex", -4, "readonly", keys=_RANGE_KEYS,
+@command("zrevrangebylex", -4, "readonly", since="2.8.9",
          summary="Return a range of members in a sorted set, by "
                  "lexicographical range, ordered from higher to lower "
-                 "strings.",
-         since="2.8.9",
-         complexity="O(log(N)+M) with N being the number of elements in the "
-                    "sorted set and M the number of elements being returned. "
-                    "If M is constant (e.g. always asking for the first 10 "
-                    "elements with LIMIT), you can consider it O(log(N)).",
-         **_G)
+                 "strings.", **_RANGE_BY)
 def zrevrangebylex(c, argv):
     return _zrange(c, argv, 1, LEX, True)
 
@@ -570,7 +515,7 @@ def zrevrangebylex(c, argv):
 
 def _pop(c, key: bytes, zs: ZSet, count: int, highest: bool) -> list:
     pairs = zs.pop(count, highest)
-    _removed(c, key, zs, len(pairs))
+    record_removal(c, key, zs, len(pairs))
     return pairs
 
 
@@ -637,9 +582,7 @@ _BZPOP_KEYS = (1, -2, 1, "RW access delete")
          summary="Remove and return the member with the lowest score from one "
                  "or more sorted sets, or block until one is available",
          since="5.0.0",
-         complexity="O(log(N)) with N being the number of elements in the "
-                    "sorted set.",
-         **_G)
+         complexity=_LOG_N, **_G)
 def bzpopmin(c, argv):
     return _bzpop(c, argv, False, "bzpopmin")
 
@@ -648,34 +591,24 @@ def bzpopmin(c, argv):
          summary="Remove and return the member with the highest score from "
                  "one or more sorted sets, or block until one is available",
          since="5.0.0",
-         complexity="O(log(N)) with N being the number of elements in the "
-                    "sorted set.",
-         **_G)
+         complexity=_LOG_N, **_G)
 def bzpopmax(c, argv):
     return _bzpop(c, argv, True, "bzpopmax")
 
 
-def _parse_zmpop(argv, numkeys_index: int):
+def _parse_zmpop(argv, numkeys_at: int):
     """numkeys key... MIN|MAX [COUNT count] -> (keys, highest, count)."""
-    numkeys = parse_ranged(argv[numkeys_index], 1, LLONG_MAX, NUMKEYS)
-    where = numkeys_index + numkeys + 1
-    if where >= len(argv) or argv[where].lower() not in (b"min", b"max"):
-        raise CommandError(SYNTAX)
-    count = None
-    i = where + 1
-    while i < len(argv):
-        if count is None and argv[i].lower() == b"count" and i + 1 < len(argv):
-            count = parse_ranged(argv[i + 1], 1, LLONG_MAX,
-                                 "ERR count should be greater than 0")
-            i += 2
-        else:
-            raise CommandError(SYNTAX)
-    keys = argv[numkeys_index + 1:where]
-    return keys, argv[where].lower() == b"max", count or 1
+    keys, end, count = parse_mpop(argv, numkeys_at, (b"min", b"max"))
+    return keys, end == b"max", count
 
 
 def _mpop_reply(c, key, zs, count, highest):
     return [key, _nested(_pop(c, key, zs, count, highest))]
+
+
+_MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided "
+                    "keys, N being the number of elements in the sorted set, "
+                    "and M being the number of elements popped.")
 
 
 @command("zmpop", -4, "write movablekeys",
@@ -683,10 +616,7 @@ def _mpop_reply(c, key, zs, count, highest):
                         keynumidx=0)],
          summary="Remove and return members with scores in a sorted set",
          since="7.0.0",
-         complexity="O(K) + O(M*log(N)) where K is the number of provided "
-                    "keys, N being the number of elements in the sorted set, "
-                    "and M being the number of elements popped.",
-         **_G)
+         complexity=_MPOP_COMPLEXITY, **_G)
 def zmpop(c, argv):
     keys, highest, count = _parse_zmpop(argv, 1)
     key, zs = _first_zset(c, keys)
@@ -700,10 +630,7 @@ def zmpop(c, argv):
                         keynumidx=0)],
          summary="Remove and return members with scores in a sorted set or "
                  "block until one is available", since="7.0.0",
-         complexity="O(K) + O(M*log(N)) where K is the number of provided "
-                    "keys, N being the number of elements in the sorted set, "
-                    "and M being the number of elements popped.",
-         **_G)
+         complexity=_MPOP_COMPLEXITY, **_G)
 def bzmpop(c, argv):
     keys, highest, count = _parse_zmpop(argv, 2)
     timeout = parse_timeout(argv[1], c.server.keyspace.now)
@@ -719,7 +646,7 @@ def bzmpop(c, argv):
 
 @command("zrandmember", -2, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Get one or multiple random elements from a sorted set",
-         since="6.2.0", tips=_RANDOM_TIP,
+         since="6.2.0", tips=RANDOM_TIP,
          complexity="O(N) where N is the number of elements returned",
          **_G)
 def zrandmember(c, argv):
@@ -834,7 +761,7 @@ def _zsetop(c, argv, name: str, op: str, numkeys_index: int,
     else:
         result = _diff(sources)
     if dest is not None:
-        return _store(c, dest, result)
+        return store_result(c, dest, _new_zset(c, result))
     if cardinality:
         return len(result)
     return _pairs(c, ZSet(result), how.withscores)
@@ -880,6 +807,14 @@ def _diff(sources) -> dict:
             if not any(member in other for other in others)}
 
 
+# What the ZUNION / ZINTER / ZDIFF forms and their *STORE forms share.
+_INTER_COMPLEXITY = ("O(N*K)+O(M*log(M)) worst case with N being the "
+                     "smallest input sorted set, K being the number of input "
+                     "sorted sets and M being the number of elements in the "
+                     "resulting sorted set.")
+_DIFF_COMPLEXITY = ("O(L + (N-K)log(N)) worst case where L is the total "
+                    "number of elements in all the sets, N is the size of "
+                    "the first set, and K is the size of the result set.")
 _KEYNUM_RO = KeySpec(flags=("RO", "access"), index=1, keynumidx=0)
 _STORE_SPECS = [key_range(1, 1, 1, ("OW", "update")),
                 KeySpec(flags=("RO", "access"), index=2, keynumidx=0)]
@@ -899,11 +834,7 @@ def zunionstore(c, argv):
 @command("zinterstore", -4, "write denyoom movablekeys", specs=_STORE_SPECS,
          summary="Intersect multiple sorted sets and store the resulting "
                  "sorted set in a new key", since="2.0.0",
-         complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest "
-                    "input sorted set, K being the number of input sorted "
-                    "sets and M being the number of elements in the resulting"
-                    " sorted set.",
-         **_G)
+         complexity=_INTER_COMPLEXITY, **_G)
 def zinterstore(c, argv):
     return _zsetop(c, argv, "zinterstore", INTER, 2, dest=argv[1])
 
@@ -911,10 +842,7 @@ def zinterstore(c, argv):
 @command("zdiffstore", -4, "write denyoom movablekeys", specs=_STORE_SPECS,
          summary="Subtract multiple sorted sets and store the resulting "
                  "sorted set in a new key", since="6.2.0",
-         complexity="O(L + (N-K)log(N)) worst case where L is the total "
-                    "number of elements in all the sets, N is the size of the"
-                    " first set, and K is the size of the result set.",
-         **_G)
+         complexity=_DIFF_COMPLEXITY, **_G)
 def zdiffstore(c, argv):
     return _zsetop(c, argv, "zdiffstore", DIFF, 2, dest=argv[1])
 
@@ -931,11 +859,7 @@ def zunion(c, argv):
 
 @command("zinter", -3, "readonly movablekeys", specs=[_KEYNUM_RO],
          summary="Intersect multiple sorted sets", since="6.2.0",
-         complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest "
-                    "input sorted set, K being the number of input sorted "
-                    "sets and M being the number of elements in the resulting"
-                    " sorted set.",
-         **_G)
+         complexity=_INTER_COMPLEXITY, **_G)
 def zinter(c, argv):
     return _zsetop(c, argv, "zinter", INTER, 1)
 
@@ -952,10 +876,7 @@ def zintercard(c, argv):
 
 @command("zdiff", -3, "readonly movablekeys", specs=[_KEYNUM_RO],
          summary="Subtract multiple sorted sets", since="6.2.0",
-         complexity="O(L + (N-K)log(N)) worst case where L is the total "
-                    "number of elements in all the sets, N is the size of the"
-                    " first set, and K is the size of the result set.",
-         **_G)
+         complexity=_DIFF_COMPLEXITY, **_G)
 def zdiff(c, argv):
     return _zsetop(c, argv, "zdiff", DIFF, 1)
 
@@ -972,18 +893,14 @@ def listpack_score(score: float) -> bytes:
 
 @command("zscan", -3, "readonly", keys=(1, 1, 1, "RO access"),
          summary="Incrementally iterate sorted sets elements and associated "
-                 "scores", since="2.8.0", tips=_RANDOM_TIP,
-         complexity="O(1) for every call. O(N) for a complete iteration, "
-                    "including enough command calls for the cursor to return "
-                    "back to 0. N is the number of elements inside the "
-                    "collection..",
-         **_G)
+                 "scores", since="2.8.0", tips=RANDOM_TIP,
+         complexity=SCAN_COMPLEXITY, **_G)
 def zscan(c, argv):
     cursor = parse_cursor(argv[2])
     zs = _read(c, argv[1])
     if zs is None:
         return [b"0", []]
-    count, match = parse_scan_options(argv, 3)
+    count, match, _ = parse_scan_options(argv, 3)
     if zs.compact:   # a listpack is returned whole, in order
         cursor, pairs = 0, [(m, listpack_score(s)) for m, s in zs]
     else:

@@ -9,22 +9,12 @@ import time
 import redis
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import have, start_node
+from tests.integration.dual import DualServerScenarios
+from tests.integration.harness import have
 
 
-class Scenarios:
+class Scenarios(DualServerScenarios):
     """The checks, for any server binary (mixed into a TestCase)."""
-
-    binary = "rcluster"
-
-    def setUp(self):
-        if self.binary != "rcluster" and not have(self.binary):
-            self.skipTest(f"{self.binary} not installed")
-        self.node = start_node(self, binary=self.binary)
-        self.r = self.node.client()
-        self.other = self.node.client()
-        self.addCleanup(self.r.close)
-        self.addCleanup(self.other.close)
 
     # -- transactions ---------------------------------------------------------
     def test_transaction_pipeline(self):

@@ -5,56 +5,17 @@ connection.
 The same scenarios run against Debian's redis-server 7.0 when it is
 installed: the expectations are Redis's own behaviour, checked both ways.
 """
-import threading
 import time
 
 import redis
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import have, start_node
+from tests.integration.dual import DualServerScenarios
+from tests.integration.harness import have
 
 
-class Scenarios:
+class Scenarios(DualServerScenarios):
     """The checks, for any server binary (mixed into a TestCase)."""
-
-    binary = "rcluster"
-
-    def setUp(self):
-        if self.binary != "rcluster" and not have(self.binary):
-            self.skipTest(f"{self.binary} not installed")
-        self.node = start_node(self, binary=self.binary)
-        self.r = self.node.client()
-        self.other = self.node.client()
-        self.addCleanup(self.r.close)
-        self.addCleanup(self.other.close)
-
-    def in_background(self, call):
-        """Run call() in a thread; returns a function that waits for it and
-        gives its result."""
-        result = []
-        thread = threading.Thread(target=lambda: result.append(call()),
-                                  daemon=True)
-        thread.start()
-
-        def join():
-            thread.join(10)
-            self.assertFalse(thread.is_alive())
-            return result[0]
-        return join
-
-    def wait_blocked(self, count: int):
-        """Until INFO shows count blocked clients (at most 5 s)."""
-        deadline = time.monotonic() + 5
-        while self.r.info("clients")["blocked_clients"] != count:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.01)
-
-    # A node takes a second to start: each test runs several checks on one,
-    # from an empty keyspace.
-    def run_checks(self, *checks):
-        for check in checks:
-            self.r.flushall()
-            check()
 
     def test_lists(self):
         self.run_checks(self.check_list_commands, self.check_list_errors)

@@ -5,56 +5,23 @@ connection and WATCH.
 The same scenarios run against Debian's redis-server 7.0 when it is
 installed, so the expectations are checked to be Redis's own behaviour.
 """
-import threading
 import time
 
 import redis
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import have, start_node
+from tests.integration.dual import DualServerScenarios
+from tests.integration.harness import have
 
 
-class Scenarios:
-    """The checks, for any server binary (mixed into a TestCase)."""
-
-    binary = "rcluster"
+class Scenarios(DualServerScenarios):
+    """The checks, for any server binary (mixed into a TestCase); redis-cli
+    is needed too."""
 
     def setUp(self):
-        if not have("redis-cli") or (self.binary != "rcluster"
-                                     and not have(self.binary)):
-            self.skipTest(f"{self.binary} or redis-cli not installed")
-        self.node = start_node(self, binary=self.binary)
-        self.r = self.node.client()
-        self.other = self.node.client()
-        self.addCleanup(self.r.close)
-        self.addCleanup(self.other.close)
-
-    def run_checks(self, *checks):
-        """Several checks per node (a node takes a second to start), each
-        from an empty keyspace."""
-        for check in checks:
-            self.r.flushall()
-            check()
-
-    def in_background(self, call):
-        """Run call() in a thread; returns a function that waits for it and
-        gives its result."""
-        result = []
-        thread = threading.Thread(target=lambda: result.append(call()),
-                                  daemon=True)
-        thread.start()
-
-        def join():
-            thread.join(10)
-            self.assertFalse(thread.is_alive())
-            return result[0]
-        return join
-
-    def wait_blocked(self, count: int):
-        deadline = time.monotonic() + 5
-        while self.r.info("clients")["blocked_clients"] != count:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.01)
+        if not have("redis-cli"):
+            self.skipTest("redis-cli not installed")
+        super().setUp()
 
     def test_sets(self):
         self.run_checks(self.check_set_commands, self.check_set_random,

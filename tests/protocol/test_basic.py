@@ -1,13 +1,8 @@
-from twisted.trial.unittest import TestCase
+from tests.protocol.helpers import (ServerTestCase, connect, exchange,
+                                    make_server)
 
-from tests.protocol.helpers import connect, exchange, make_server
 
-
-class BasicProtocolTests(TestCase):
-    def setUp(self):
-        self.server, self.reactor = make_server()
-        self.proto, self.transport = connect(self.server)
-
+class BasicProtocolTests(ServerTestCase):
     def test_set_get_pipelined(self):
         data = (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
                 b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")

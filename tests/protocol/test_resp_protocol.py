@@ -8,21 +8,16 @@ import random
 import socket
 
 import hiredis
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from rcluster.blocking import BLOCKED
 from rcluster.commands.table import Command, key_range
 from rcluster.resp.codec import NO_REPLY, OK, Push
 from rcluster.resp.protocol import (MAX_CLIENTS, MAX_CLIENTS_CLUSTER,
                                     PROTECTED_MODE, RespFactory)
-from tests.protocol.helpers import connect, exchange, make_server
-
-
-def request(*args) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+from tests.protocol.helpers import (ServerTestCase, connect, exchange,
+                                    make_server, request)
 
 
 def replies(data: bytes) -> list:
@@ -76,11 +71,15 @@ PIPELINE_REPLIES = (b"+OK\r\n$1\r\nv\r\n$4\r\na\r\nb\r\n+PONG\r\n"
                     b"$2\r\nxA\r\n:2\r\n$2\r\nvw\r\n")
 
 
-class PipeliningTests(TestCase):
-    def setUp(self):
-        self.server, _ = make_server()
-        self.proto, self.transport = connect(self.server)
+class ServerWithTestCommands(ServerTestCase):
+    """A server with the test commands above (no tests here)."""
 
+    def setUp(self):
+        super().setUp()
+        install_test_commands(self.server)
+
+
+class PipeliningTests(ServerTestCase):
     def feed(self, chunks, proto=None, transport=None):
         proto = proto or self.proto
         transport = transport or self.transport
@@ -143,11 +142,7 @@ class PipeliningTests(TestCase):
         self.assertTrue(transport.disconnecting)
 
 
-class ProtocolErrorTests(TestCase):
-    def setUp(self):
-        self.server, _ = make_server()
-        self.proto, self.transport = connect(self.server)
-
+class ProtocolErrorTests(ServerTestCase):
     def test_error_after_the_requests_before_it(self):
         data = request(b"SET", b"k", b"1") + b"*1\r\n$x\r\n" + \
             request(b"SET", b"k", b"2")
@@ -269,11 +264,9 @@ class FuzzTests(TestCase):
             self.check([bytes(data[:cut]), bytes(data[cut:])])
 
 
-class BlockedClientTests(TestCase):
+class BlockedClientTests(ServerWithTestCommands):
     def setUp(self):
-        self.server, _ = make_server()
-        install_test_commands(self.server)
-        self.proto, self.transport = connect(self.server)
+        super().setUp()
         self.other, self.other_transport = connect(self.server,
                                                    ("127.0.0.1", 40001))
 
@@ -344,12 +337,7 @@ class BlockedClientTests(TestCase):
         self.assertEqual(self.transport.value(), b"+OK\r\n$1\r\n2\r\n")
 
 
-class ReplyModeTests(TestCase):
-    def setUp(self):
-        self.server, _ = make_server()
-        install_test_commands(self.server)
-        self.proto, self.transport = connect(self.server)
-
+class ReplyModeTests(ServerWithTestCommands):
     def send(self, data):
         return exchange(self.proto, self.transport, data)
 
@@ -396,12 +384,7 @@ class ReplyModeTests(TestCase):
         self.assertEqual(self.transport.value(), b"$1\r\na\r\n")
 
 
-class QuitAndPushTests(TestCase):
-    def setUp(self):
-        self.server, _ = make_server()
-        install_test_commands(self.server)
-        self.proto, self.transport = connect(self.server)
-
+class QuitAndPushTests(ServerWithTestCommands):
     def test_quit_flushes_ok_then_closes(self):
         writes = []
         self.proto.client.write = writes.append
@@ -431,11 +414,7 @@ class QuitAndPushTests(TestCase):
                                   b"$6\r\npushed\r\n+PONG\r\n"])
 
 
-class LimitTests(TestCase):
-    def setUp(self):
-        self.server, _ = make_server()
-        self.proto, self.transport = connect(self.server)
-
+class LimitTests(ServerTestCase):
     def test_proto_max_bulk_len_applies_to_connected_clients(self):
         self.server.settings.apply("proto-max-bulk-len", ["1mb"])
         self.assertEqual(exchange(self.proto, self.transport,

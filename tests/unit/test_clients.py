@@ -2,10 +2,10 @@
 fake clock: replies and error texts of Redis 7.0.15."""
 import re
 
-from tests.unit.test_introspection import ServerCase, request
+from tests.protocol.helpers import ServerTestCase, request
 
 
-class IdentityTests(ServerCase):
+class IdentityTests(ServerTestCase):
     def test_id_and_names(self):
         self.assertEqual(self.call("CLIENT", "ID"), 1)
         self.assertIsNone(self.call("CLIENT", "GETNAME"))
@@ -72,7 +72,7 @@ class IdentityTests(ServerCase):
                                    client=self.connect()), "ERR syntax error")
 
 
-class KillTests(ServerCase):
+class KillTests(ServerTestCase):
     def test_old_form(self):
         victim_proto, victim = self.connect()
         self.assertEqual(self.call("CLIENT", "KILL", "127.0.0.1:40002"), b"OK")
@@ -111,7 +111,7 @@ class KillTests(ServerCase):
             self.assertEqual(self.call("CLIENT", "KILL", *args), error)
 
 
-class PauseTests(ServerCase):
+class PauseTests(ServerTestCase):
     def test_pause_write_postpones_writes_not_reads(self):
         writer_proto, writer = self.connect()
         reader = self.connect()
@@ -154,7 +154,7 @@ class PauseTests(ServerCase):
                          "for 'PAUSE'. Try CLIENT HELP.")
 
 
-class ReplyTests(ServerCase):
+class ReplyTests(ServerTestCase):
     def test_off_on_skip(self):
         self.assertEqual(self.raw("CLIENT", "REPLY", "OFF"), b"")
         self.assertEqual(self.raw("SET", "a", "1"), b"")
@@ -166,7 +166,7 @@ class ReplyTests(ServerCase):
                          "ERR syntax error")
 
 
-class UnblockTests(ServerCase):
+class UnblockTests(ServerTestCase):
     def test_unblock(self):
         blocked_proto, blocked = self.connect()
         blocked_proto.dataReceived(request("BLPOP", "q", "0"))
@@ -188,7 +188,7 @@ class UnblockTests(ServerCase):
                          "ERR value is not an integer or out of range")
 
 
-class TrackingTests(ServerCase):
+class TrackingTests(ServerTestCase):
     def test_tracking_is_off(self):
         self.assertEqual(self.call("CLIENT", "TRACKING", "on"),
                          "ERR CLIENT TRACKING is not supported: rcluster does "
@@ -204,7 +204,7 @@ class TrackingTests(ServerCase):
                          b"redirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n")
 
 
-class HelpTests(ServerCase):
+class HelpTests(ServerTestCase):
     def test_help_and_unknown(self):
         help_lines = self.call("CLIENT", "HELP")
         self.assertEqual(help_lines[0], b"CLIENT <subcommand> [<arg> [value] "

@@ -14,11 +14,7 @@ from rcluster.resp.codec import (
     Error, Limits, Map, ProtocolError, Push, QueryBufferOverflow, Raw,
     RequestParser, SetReply, Status, Verbatim, encode, format_double,
     split_args)
-
-
-def bulk_request(*args) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+from tests.protocol.helpers import request
 
 
 def parse(chunks, parser=None, fast=True):
@@ -54,11 +50,11 @@ def exact_only():
     return parser
 
 
-PIPELINE = (bulk_request(b"SET", b"key", b"value") +
-            bulk_request(b"GET", b"key") +
-            bulk_request(b"ECHO", b"") +
-            bulk_request(b"ECHO", b"with\r\nCRLF and * and $3\r\n") +
-            bulk_request(b"PING"))
+PIPELINE = (request(b"SET", b"key", b"value") +
+            request(b"GET", b"key") +
+            request(b"ECHO", b"") +
+            request(b"ECHO", b"with\r\nCRLF and * and $3\r\n") +
+            request(b"PING"))
 PIPELINE_ARGV = [[b"SET", b"key", b"value"], [b"GET", b"key"],
                  [b"ECHO", b""], [b"ECHO", b"with\r\nCRLF and * and $3\r\n"],
                  [b"PING"]]
@@ -105,7 +101,7 @@ class FastPathTests(TestCase):
 
     def test_hiredis_takes_over_after_a_request_it_does_not_take(self):
         parser = RequestParser()
-        data = bulk_request(b"PING") + b"*0\r\nPING\r\n" + PIPELINE * 10
+        data = request(b"PING") + b"*0\r\nPING\r\n" + PIPELINE * 10
         self.assertEqual(parser.feed(data), [[b"PING"]])
         self.assertEqual(parser.take(), [[]])
         self.assertEqual(parser.take(), [[b"PING"]] + PIPELINE_ARGV * 10)
@@ -121,15 +117,15 @@ class FastPathTests(TestCase):
                          [("ERR", "Protocol error: expected '$', got '*'")])
         # Requests with more arguments go by the exact rules.
         argv = [b"MSET"] + [b"k"] * 1000
-        self.assertEqual(parse([bulk_request(*argv)]), [argv])
+        self.assertEqual(parse([request(*argv)]), [argv])
 
     def test_top_level_non_arrays_are_inline_commands(self):
         # Redis reads any request not starting with '*' as inline.
-        self.assertEqual(parse([bulk_request(b"PING") + b":0\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b":0\r\n"]),
                          [[b"PING"], [b":0"]])
-        self.assertEqual(parse([bulk_request(b"PING") + b">1\r\n$4\r\nPING\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b">1\r\n$4\r\nPING\r\n"]),
                          [[b"PING"], [b">1"], [b"$4"], [b"PING"]])
-        self.assertEqual(parse([bulk_request(b"PING") + b"$4\r\nPING\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b"$4\r\nPING\r\n"]),
                          [[b"PING"], [b"$4"], [b"PING"]])
 
     def test_non_bulk_elements_are_refused(self):
@@ -147,7 +143,7 @@ class FastPathTests(TestCase):
         self.assertEqual(parse([b"*2\r\n+ECHO\r\n(12\r\n"]), [[b"ECHO", b"12"]])
         self.assertEqual(parse([b"*1\r\n=8\r\ntxt:PING\r\n"]), [[b"PING"]])
         # ... and a later RESP3 set as an array.
-        self.assertEqual(parse([bulk_request(b"PING") + b"~1\r\n$4\r\nPING\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b"~1\r\n$4\r\nPING\r\n"]),
                          [[b"PING"], [b"PING"]])
         # The exact rules apply as soon as the request is split.
         self.assertEqual(parse([b"*2\r\n+EC", b"HO\r\n(12\r\n"]),
@@ -172,7 +168,7 @@ class SplitTests(TestCase):
         self.check(PIPELINE, PIPELINE_ARGV)
 
     def test_every_three_way_split(self):
-        data = bulk_request(b"SET", b"k", b"v") + bulk_request(b"GET", b"k")
+        data = request(b"SET", b"k", b"v") + request(b"GET", b"k")
         expected = [[b"SET", b"k", b"v"], [b"GET", b"k"]]
         for i in range(len(data) + 1):
             for j in range(i, len(data) + 1):
@@ -180,9 +176,9 @@ class SplitTests(TestCase):
                 self.assertEqual(parse(chunks), expected, chunks)
 
     def test_inline_and_multibulk_mixed(self):
-        data = (b"PING\r\n" + bulk_request(b"ECHO", b"x y") +
-                b"ECHO \"a b\" 'c'\n\r\n" + bulk_request(b"GET", b"k") +
-                b"*0\r\n*-1\r\n" + b"  SET k v  \r\n" + bulk_request(b"PING"))
+        data = (b"PING\r\n" + request(b"ECHO", b"x y") +
+                b"ECHO \"a b\" 'c'\n\r\n" + request(b"GET", b"k") +
+                b"*0\r\n*-1\r\n" + b"  SET k v  \r\n" + request(b"PING"))
         self.check(data, [[b"PING"], [b"ECHO", b"x y"], [b"ECHO", b"a b", b"c"],
                           [], [b"GET", b"k"], [], [], [b"SET", b"k", b"v"],
                           [b"PING"]])
@@ -194,7 +190,7 @@ class SplitTests(TestCase):
 
     def test_big_argument(self):
         value = bytes(range(256)) * 200     # over BIG_ARG
-        data = bulk_request(b"SET", b"k", value) + bulk_request(b"GET", b"k")
+        data = request(b"SET", b"k", value) + request(b"GET", b"k")
         expected = [[b"SET", b"k", value], [b"GET", b"k"]]
         step = 997
         for cut in list(range(0, 40)) + list(range(40, len(data), step)) + \
@@ -210,7 +206,7 @@ class SplitTests(TestCase):
         rng = random.Random(7)
         requests = [[b"SET", b"key:%d" % i, b"v" * rng.randrange(0, 300)]
                     for i in range(300)]
-        data = b"".join(bulk_request(*argv) for argv in requests)
+        data = b"".join(request(*argv) for argv in requests)
         for _ in range(30):
             cuts = sorted(rng.sample(range(len(data)), 20))
             chunks = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
@@ -221,8 +217,8 @@ class DifferentialFuzzTests(TestCase):
     """hiredis and the exact rules agree on mutated pipelines, however
     they are cut (save the documented leniencies of complete chunks)."""
 
-    SAMPLE = (PIPELINE + b"PING a\r\n" + bulk_request(b"x" * 40) +
-              b"*0\r\n\r\n" + bulk_request(b"SET", b"k", b"v"))
+    SAMPLE = (PIPELINE + b"PING a\r\n" + request(b"x" * 40) +
+              b"*0\r\n\r\n" + request(b"SET", b"k", b"v"))
     LENIENT = frozenset(b"+(=~|")
 
     def test_mutations(self):
@@ -302,7 +298,7 @@ class ExactRulesTests(TestCase):
         self.assertEqual(parse([b"*1\rX$4\rYPING\r\n"]), [[b"PING"]])
         self.assertEqual(self.error(b"*1\r\r\n$4\r\nPING\r\n"),
                          "Protocol error: expected '$', got '\n'")
-        self.assertEqual(parse([bulk_request(b"PING") + b"\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b"\r\n"]),
                          [[b"PING"], []])
 
     def test_nul_hides_a_line_end(self):
@@ -310,10 +306,10 @@ class ExactRulesTests(TestCase):
         self.assertEqual(parse([b"PING\0\r\n"]), [])
         self.assertEqual(parse([b"*1\0\r\n"]), [])
         self.assertEqual(parse([b"*1\r\n$4\0\r\nPING\r\n"]), [])
-        self.assertEqual(parse([bulk_request(b"PING") + b"\0\r\nPING\r\n"]),
+        self.assertEqual(parse([request(b"PING") + b"\0\r\nPING\r\n"]),
                          [[b"PING"]])
         # A NUL inside a bulk is data.
-        self.assertEqual(parse([bulk_request(b"ECHO", b"a\0b")]),
+        self.assertEqual(parse([request(b"ECHO", b"a\0b")]),
                          [[b"ECHO", b"a\0b"]])
 
     def test_too_big_lines(self):
@@ -340,13 +336,13 @@ class ExactRulesTests(TestCase):
 
     def test_unauthenticated_limits(self):
         parser = exact_only()
-        self.assertEqual(parse([bulk_request(*[b"a"] * 10)], parser),
+        self.assertEqual(parse([request(*[b"a"] * 10)], parser),
                          [[b"a"] * 10])
-        self.assertEqual(self.error(bulk_request(*[b"a"] * 11), exact_only()),
+        self.assertEqual(self.error(request(*[b"a"] * 11), exact_only()),
                          "Protocol error: unauthenticated multibulk length")
-        self.assertEqual(parse([bulk_request(b"x" * 16384)], exact_only()),
+        self.assertEqual(parse([request(b"x" * 16384)], exact_only()),
                          [[b"x" * 16384]])
-        self.assertEqual(self.error(bulk_request(b"x" * 16385), exact_only()),
+        self.assertEqual(self.error(request(b"x" * 16385), exact_only()),
                          "Protocol error: unauthenticated bulk length")
         # Inline commands have no such limits.
         self.assertEqual(parse([b"a " * 20 + b"\r\n"], exact_only()),
@@ -354,7 +350,7 @@ class ExactRulesTests(TestCase):
 
     def test_requests_parsed_ahead_are_checked_when_auth_is_lost(self):
         parser = RequestParser()
-        batch = parser.feed(bulk_request(b"RESET") + bulk_request(*[b"a"] * 11))
+        batch = parser.feed(request(b"RESET") + request(*[b"a"] * 11))
         parser.strict_auth = True    # RESET ran: not authenticated any more
         parser.unread(batch[1:])
         self.assertRaises(ProtocolError, parser.take)
@@ -366,7 +362,7 @@ class ExactRulesTests(TestCase):
         parser = RequestParser(limits)
         parser.master = True
         value = b"v" * (2 * 1024 * 1024)
-        self.assertEqual(parse([bulk_request(b"SET", b"k", value)[:-10],
+        self.assertEqual(parse([request(b"SET", b"k", value)[:-10],
                                 b"v" * 8 + b"\r\n\n"], parser),
                          [[b"SET", b"k", value], []])
         with self.assertRaises(ProtocolError) as caught:
@@ -388,7 +384,7 @@ class ExactRulesTests(TestCase):
         self.assertEqual(caught.exception.head, b"x" * 64)
         # Unparsed requests count too (a blocked client's backlog).
         parser = RequestParser(limits)
-        chunk = bulk_request(b"PING") * 1000
+        chunk = request(b"PING") * 1000
         with self.assertRaises(QueryBufferOverflow):
             for _ in range(100):
                 parser.feed(chunk, fast=False)
@@ -396,7 +392,7 @@ class ExactRulesTests(TestCase):
     def test_big_argument_is_gathered_in_linear_time(self):
         # Quadratic regrowth of the buffer would take minutes here.
         value = b"v" * (16 * 1024 * 1024)
-        data = bulk_request(b"SET", b"k", value) + bulk_request(b"PING")
+        data = request(b"SET", b"k", value) + request(b"PING")
         parser = RequestParser()
         out = []
         for i in range(0, len(data), 1024):
@@ -407,7 +403,7 @@ class ExactRulesTests(TestCase):
 
     def test_backlog_bigger_than_a_hiredis_slice(self):
         requests = [[b"SET", b"k%d" % i, b"v" * 1000] for i in range(3000)]
-        data = b"".join(bulk_request(*argv) for argv in requests)
+        data = b"".join(request(*argv) for argv in requests)
         parser = RequestParser()
         for i in range(0, len(data), 65536):
             self.assertEqual(parser.feed(data[i:i + 65536], fast=False), ())

@@ -6,10 +6,10 @@ import tempfile
 from twisted.trial.unittest import TestCase
 
 from rcluster.config import ConfigError, Settings, format_memory, repr_bytes
-from tests.unit.test_introspection import ServerCase
+from tests.protocol.helpers import ServerTestCase
 
 
-class ConfigGetTests(ServerCase):
+class ConfigGetTests(ServerTestCase):
     def test_exact_names_answer_as_spelled(self):
         self.assertEqual(self.call("CONFIG", "GET", "MAXCLIENTS", "maxclients",
                                    "maxc*"), [b"MAXCLIENTS", b"10000"])
@@ -51,7 +51,7 @@ class ConfigGetTests(ServerCase):
                          "ERR wrong number of arguments for 'config' command")
 
 
-class ConfigSetTests(ServerCase):
+class ConfigSetTests(ServerTestCase):
     def get(self, name):
         return self.call("CONFIG", "GET", name)[1]
 
@@ -172,7 +172,7 @@ class ConfigSetTests(ServerCase):
                          (b"10000", b"0"))
 
 
-class ConfigMiscTests(ServerCase):
+class ConfigMiscTests(ServerTestCase):
     def test_resetstat(self):
         self.call("SET", "a", "1")
         self.call("NOSUCH")

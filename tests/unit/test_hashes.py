@@ -7,12 +7,10 @@ from fractions import Fraction
 from rcluster.commands.longdouble import (format_long_double,
                                           parse_long_double)
 from rcluster.commands.table import CommandError
-from tests.unit.test_lists import WRONGTYPE, RespTestCase
-
-NOT_INT = "ERR value is not an integer or out of range"
+from tests.protocol.helpers import NOT_INT, WRONGTYPE, ServerTestCase
 
 
-class SetGetTests(RespTestCase):
+class SetGetTests(ServerTestCase):
     def test_hset_counts_new_fields(self):
         self.assertEqual(self.raw("HSET", "h", "a", "1", "b", "2"), b":2\r\n")
         self.assertEqual(self.raw("HSET", "h", "a", "9", "c", "3"), b":1\r\n")
@@ -118,7 +116,7 @@ class SetGetTests(RespTestCase):
         self.assertEqual(self.raw("EXEC", client=watcher), b"*-1\r\n")
 
 
-class IncrementTests(RespTestCase):
+class IncrementTests(ServerTestCase):
     def test_hincrby(self):
         self.assertEqual(self.raw("HINCRBY", "h", "n", 5), b":5\r\n")
         self.assertEqual(self.raw("HINCRBY", "h", "n", -15), b":-10\r\n")
@@ -208,7 +206,7 @@ class IncrementTests(RespTestCase):
             parse_long_double(b"1" * 5120, "E")
 
 
-class RandomFieldTests(RespTestCase):
+class RandomFieldTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.fields = {b"a": b"1", b"b": b"2", b"c": b"3", b"d": b"4"}
@@ -277,7 +275,7 @@ class RandomFieldTests(RespTestCase):
                          "ERR value is out of range")
 
 
-class ScanTests(RespTestCase):
+class ScanTests(ServerTestCase):
     def scan_all(self, key, *options, changes=None):
         """Walk a whole HSCAN iteration; changes(step) may edit the hash."""
         cursor, seen, step = b"0", [], 0

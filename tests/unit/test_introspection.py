@@ -1,11 +1,9 @@
 """COMMAND and INFO (rcluster/commands/introspection.py), through a Server on
 a fake clock: exact bytes as Redis 7.0.15 sends them, and redis-py's
 cluster CommandsParser fed from our COMMAND / COMMAND GETKEYS."""
-import hiredis
 from redis._parsers.commands import CommandsParser
 from redis._parsers.helpers import parse_command
 from redis.exceptions import ResponseError
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
 from zope.interface import provider
 
@@ -13,51 +11,7 @@ from rcluster.commands import introspection
 from rcluster.commands.table import (Command, CommandTable, KeySpec,
                                      _legacy_range, key_range)
 from rcluster.server import Server
-from tests.protocol.helpers import connect, exchange, make_server
-
-NOW = 1_700_000_000          # the fake clock's start, unix seconds
-
-
-def request(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-class ServerCase(TestCase):
-    """A server on a fake clock and ways to talk to it (no tests here; the
-    other server-command test modules build on it)."""
-
-    directives: dict = {}
-
-    def setUp(self):
-        self.server, self.clock = self.make_server(**self.directives)
-        self.proto, self.transport = connect(self.server)
-
-    @staticmethod
-    def make_server(**directives):
-        """A server born at NOW on a fake clock."""
-        settings = make_server(**directives)[0].settings
-        clock = MemoryReactorClock()
-        clock.advance(NOW)
-        return Server(settings, clock), clock
-
-    def connect(self, host="127.0.0.1"):
-        return connect(self.server, (host, 40001 + len(self.server.clients)))
-
-    def raw(self, *args, client=None) -> bytes:
-        proto, transport = client or (self.proto, self.transport)
-        return exchange(proto, transport, request(*args))
-
-    def call(self, *args, client=None):
-        """The parsed reply: errors as str, the rest as hiredis gives it."""
-        reader = hiredis.Reader()
-        reader.feed(self.raw(*args, client=client))
-        reply = reader.gets()
-        self.assertIs(reader.gets(), False)
-        return str(reply) if isinstance(reply, hiredis.ReplyError) else reply
+from tests.protocol.helpers import NOW, ServerTestCase, connect
 
 
 # Redis 7.0.15's own bytes (redis-server, COMMAND INFO get config|get nosuch).
@@ -82,7 +36,7 @@ GET_INFO_RESP3 = (
     b"$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n")
 
 
-class CommandInfoTests(ServerCase):
+class CommandInfoTests(ServerTestCase):
     def test_info_bytes_match_redis(self):
         self.assertEqual(self.raw("COMMAND", "INFO", "get", "config|get",
                                   "nosuch"),
@@ -156,7 +110,7 @@ class LegacyRangeTests(TestCase):
         self.assertEqual(_legacy_range(()), ((0, 0, 0), False))
 
 
-class CommandDocsTests(ServerCase):
+class CommandDocsTests(ServerTestCase):
     def test_docs_map(self):
         self.assertEqual(
             self.raw("COMMAND", "DOCS", "time", "nosuch"),
@@ -189,7 +143,7 @@ class CommandDocsTests(ServerCase):
                               (b"token", b"NX")]])]])
 
 
-class CommandListTests(ServerCase):
+class CommandListTests(ServerTestCase):
     def test_list_includes_subcommands(self):
         names = self.call("COMMAND", "LIST")
         self.assertIn(b"config|get", names)
@@ -218,7 +172,7 @@ class CommandListTests(ServerCase):
                              "ERR syntax error")
 
 
-class GetKeysTests(ServerCase):
+class GetKeysTests(ServerTestCase):
     def test_getkeys(self):
         self.assertEqual(self.call("COMMAND", "GETKEYS", "zunionstore", "d",
                                    "2", "a", "b", "weights", "1", "2"),
@@ -275,7 +229,7 @@ class GetKeysTests(ServerCase):
                          [[b"k", [b"RO", b"incomplete"]]])
 
 
-class HelpTests(ServerCase):
+class HelpTests(ServerTestCase):
     def test_help(self):
         reply = self.raw("command", "help")
         self.assertTrue(reply.startswith(
@@ -308,7 +262,7 @@ class LoopbackRedis:
         return reply
 
 
-class RedisPyCommandsParserTests(ServerCase):
+class RedisPyCommandsParserTests(ServerTestCase):
     """redis-py's cluster client learns key positions from COMMAND at
     start-up, and asks COMMAND GETKEYS for movable keys."""
 
@@ -335,7 +289,7 @@ class RedisPyCommandsParserTests(ServerCase):
         self.assertIsNone(self.keys("PING", "x"))
 
 
-class InfoTests(ServerCase):
+class InfoTests(ServerTestCase):
     def headers(self, *args):
         text = self.call("INFO", *args).decode()
         return [line for line in text.split("\r\n") if line.startswith("#")]

@@ -3,68 +3,11 @@ Server on a fake clock: exact replies, exact error texts, lazy and active
 expiry driven by the clock."""
 from collections import deque
 
-import hiredis
-from twisted.trial.unittest import TestCase
-
 from rcluster.cluster.keyslot import keyslot
 from rcluster.zset import ZSet
-from tests.protocol.helpers import connect, exchange, make_server
+from tests.protocol.helpers import NOT_INT, NOW, SYNTAX, ServerTestCase
 
-NOW = 1_700_000_000          # the fake clock's start, unix seconds
 NOW_MS = NOW * 1000
-
-
-def request(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-class ServerTestCase(TestCase):
-    """A server on a fake clock and helpers to talk to it (no tests)."""
-
-    directives: dict = {}
-
-    def setUp(self):
-        self.server, self.clock = make_server(**self.directives)
-        self.clock.advance(NOW)
-        self.ks = self.server.keyspace
-        self.proto, self.transport = connect(self.server)
-
-    def connect(self):
-        return connect(self.server, ("127.0.0.1", 40001 + len(
-            self.server.clients)))
-
-    def raw(self, *args, client=None) -> bytes:
-        proto, transport = client or (self.proto, self.transport)
-        return exchange(proto, transport, request(*args))
-
-    def call(self, *args, client=None):
-        """The parsed reply: errors as str, everything else as hiredis
-        gives it (bytes, int, list, None)."""
-        reader = hiredis.Reader()
-        reader.feed(self.raw(*args, client=client))
-        reply = reader.gets()
-        self.assertIs(reader.gets(), False)
-        return str(reply) if isinstance(reply, hiredis.ReplyError) else reply
-
-    def advance(self, seconds):
-        self.clock.advance(seconds)
-
-    def store(self, key: bytes, value):
-        """Put a value of any type straight into the keyspace."""
-        self.ks.set(key, value)
-
-    def capture_propagation(self) -> list:
-        sent = []
-        self.server.propagate = lambda c, cmd, argv: sent.append(list(argv))
-        return sent
-
-
-NOT_INT = "ERR value is not an integer or out of range"
-SYNTAX = "ERR syntax error"
 
 
 class DelExistsTypeTests(ServerTestCase):
@@ -80,7 +23,7 @@ class DelExistsTypeTests(ServerTestCase):
 
     def test_del_of_an_expired_key_expires_it(self):
         self.call("SET", "a", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("DEL", "a"), 0)
         self.assertEqual(self.server.stats.expired_keys, 1)
         self.assertEqual(len(self.ks), 0)
@@ -101,10 +44,10 @@ class DelExistsTypeTests(ServerTestCase):
 
     def test_type_of_each_kind(self):
         self.call("SET", "s", "v")
-        self.store(b"l", deque([b"x"]))
-        self.store(b"h", {b"f": b"v"})
-        self.store(b"S", {b"m"})
-        self.store(b"z", ZSet({b"m": 1.0}))
+        self.ks.set(b"l", deque([b"x"]))
+        self.ks.set(b"h", {b"f": b"v"})
+        self.ks.set(b"S", {b"m"})
+        self.ks.set(b"z", ZSet({b"m": 1.0}))
         for key, kind in ((b"s", b"+string"), (b"l", b"+list"),
                           (b"h", b"+hash"), (b"S", b"+set"),
                           (b"z", b"+zset"), (b"nokey", b"+none")):
@@ -112,7 +55,7 @@ class DelExistsTypeTests(ServerTestCase):
 
     def test_expired_key_is_missing_everywhere(self):
         self.call("SET", "k", "v", "EX", 10)
-        self.advance(10)
+        self.clock.advance(10)
         self.assertEqual(self.raw("TYPE", "k"), b"+none\r\n")
         self.assertEqual(self.call("EXISTS", "k"), 0)
         self.assertEqual(self.call("TTL", "k"), -2)
@@ -124,11 +67,11 @@ class DelExistsTypeTests(ServerTestCase):
         for i in range(5):
             self.call("SET", f"k{i}", "v", "PX", 250 * (i + 1))
         self.call("SET", "forever", "v")
-        self.advance(0.75)   # binary fractions: exact on the fake clock
+        self.clock.advance(0.75)   # binary fractions: exact on the fake clock
         self.server.cron()
         self.assertEqual(self.call("DBSIZE"), 3)
         self.assertEqual(self.server.stats.expired_keys, 3)
-        self.advance(1)
+        self.clock.advance(1)
         self.server.cron()
         self.assertEqual(self.call("KEYS", "*"), [b"forever"])
 
@@ -144,7 +87,7 @@ class ExpireTests(ServerTestCase):
         self.assertEqual(self.call("PTTL", "k"), 10000)
         self.assertEqual(self.call("EXPIRETIME", "k"), NOW + 10)
         self.assertEqual(self.call("PEXPIRETIME", "k"), NOW_MS + 10000)
-        self.advance(2.5)
+        self.clock.advance(2.5)
         self.assertEqual(self.call("TTL", "k"), 8)   # 7.5 s rounds up
         self.assertEqual(self.call("PTTL", "k"), 7500)
 
@@ -180,9 +123,9 @@ class ExpireTests(ServerTestCase):
 
     def test_key_expires_at_its_deadline(self):
         self.call("PEXPIRE", "k", 1000)
-        self.advance(0.75)
+        self.clock.advance(0.75)
         self.assertEqual(self.call("GET", "k"), b"v")
-        self.advance(0.25)
+        self.clock.advance(0.25)
         self.assertEqual(self.call("GET", "k"), None)
         self.assertEqual(self.server.stats.expired_keys, 1)
 
@@ -266,7 +209,7 @@ class ExpireTests(ServerTestCase):
         self.assertEqual(self.call("PERSIST", "k"), 1)
         self.assertEqual(self.call("TTL", "k"), -1)
         self.assertEqual(self.call("PERSIST", "nokey"), 0)
-        self.advance(20)
+        self.clock.advance(20)
         self.assertEqual(self.call("GET", "k"), b"v")
 
 
@@ -309,17 +252,17 @@ class RenameTests(ServerTestCase):
     def test_renamenx_over_an_expired_key(self):
         self.call("SET", "a", 1)
         self.call("SET", "b", 2, "PX", 10)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("RENAMENX", "a", "b"), 1)
         self.assertEqual(self.call("TTL", "b"), -1)
 
     def test_rename_of_an_expired_key(self):
         self.call("SET", "a", 1, "PX", 10)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("RENAME", "a", "b"), "ERR no such key")
 
     def test_rename_moves_containers(self):
-        self.store(b"l", deque([b"x", b"y"]))
+        self.ks.set(b"l", deque([b"x", b"y"]))
         self.call("RENAME", "l", "m")
         self.assertEqual(self.ks.lookup(b"m"), deque([b"x", b"y"]))
 
@@ -343,7 +286,7 @@ class CopyMoveTests(ServerTestCase):
         values = {b"l": deque([b"x"]), b"h": {b"f": b"v"}, b"s": {b"m"},
                   b"z": ZSet({b"m": 1.0})}
         for key, value in values.items():
-            self.store(key, value)
+            self.ks.set(key, value)
             self.assertEqual(self.call("COPY", key, key + b"2"), 1)
             copy = self.ks.lookup(key + b"2")
             self.assertIsNot(copy, value)
@@ -433,7 +376,7 @@ class KeysScanTests(ServerTestCase):
     def test_keys_skips_expired_keys_without_removing_them(self):
         self.call("SET", "a", 1, "PX", 10)
         self.call("SET", "b", 2)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("KEYS", "*"), [b"b"])
         self.assertEqual(self.call("DBSIZE"), 2)
 
@@ -465,7 +408,7 @@ class KeysScanTests(ServerTestCase):
 
     def test_scan_match_and_type(self):
         self.fill(20)
-        self.store(b"key:list", deque([b"x"]))
+        self.ks.set(b"key:list", deque([b"x"]))
         seen, _ = self.scan_all("MATCH", "key:1*", "COUNT", 1000)
         self.assertEqual(sorted(seen), sorted(
             [b"key:1"] + [b"key:1%d" % i for i in range(10)]))
@@ -479,7 +422,7 @@ class KeysScanTests(ServerTestCase):
     def test_scan_skips_and_removes_expired_keys(self):
         self.call("SET", "a", 1, "PX", 10)
         self.call("SET", "b", 2)
-        self.advance(1)
+        self.clock.advance(1)
         seen, _ = self.scan_all("COUNT", 10000)
         self.assertEqual(seen, [b"b"])
         self.assertEqual(self.call("DBSIZE"), 1)
@@ -510,7 +453,7 @@ class KeysScanTests(ServerTestCase):
 
     def test_randomkey_with_only_expired_keys(self):
         self.call("SET", "a", 1, "PX", 10)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("RANDOMKEY"), None)
         self.assertEqual(self.call("DBSIZE"), 0)
 
@@ -518,7 +461,7 @@ class KeysScanTests(ServerTestCase):
         self.fill(3)
         self.call("PEXPIRE", "key:0", 10)
         self.assertEqual(self.call("DBSIZE"), 3)
-        self.advance(1)
+        self.clock.advance(1)
         self.assertEqual(self.call("DBSIZE"), 3)
         self.server.cron()
         self.assertEqual(self.call("DBSIZE"), 2)
@@ -562,35 +505,35 @@ class ObjectTests(ServerTestCase):
             self.assertEqual(self.encoding("s"), expected, value)
 
     def test_list_is_always_a_quicklist(self):
-        self.store(b"l", deque([b"x"]))
+        self.ks.set(b"l", deque([b"x"]))
         self.assertEqual(self.encoding("l"), b"quicklist")
 
     def test_hash_encodings_follow_the_thresholds(self):
         settings = self.server.settings
         settings.hash_max_listpack_entries = 2
         settings.hash_max_listpack_value = 5
-        self.store(b"h", {b"a": b"1", b"b": b"12345"})
+        self.ks.set(b"h", {b"a": b"1", b"b": b"12345"})
         self.assertEqual(self.encoding("h"), b"listpack")
-        self.store(b"h", {b"a": b"1", b"b": b"2", b"c": b"3"})
+        self.ks.set(b"h", {b"a": b"1", b"b": b"2", b"c": b"3"})
         self.assertEqual(self.encoding("h"), b"hashtable")
-        self.store(b"h", {b"a": b"123456"})
+        self.ks.set(b"h", {b"a": b"123456"})
         self.assertEqual(self.encoding("h"), b"hashtable")
-        self.store(b"h", {b"abcdef": b"1"})
+        self.ks.set(b"h", {b"abcdef": b"1"})
         self.assertEqual(self.encoding("h"), b"hashtable")
 
     def test_set_encodings(self):
         self.server.settings.set_max_intset_entries = 3
-        self.store(b"s", {b"1", b"-2", b"3"})
+        self.ks.set(b"s", {b"1", b"-2", b"3"})
         self.assertEqual(self.encoding("s"), b"intset")
-        self.store(b"s", {b"1", b"2", b"3", b"4"})
+        self.ks.set(b"s", {b"1", b"2", b"3", b"4"})
         self.assertEqual(self.encoding("s"), b"hashtable")
-        self.store(b"s", {b"1", b"a"})
+        self.ks.set(b"s", {b"1", b"a"})
         self.assertEqual(self.encoding("s"), b"hashtable")
 
     def test_zset_reports_its_own_encoding(self):
-        self.store(b"z", ZSet({b"m": 1.0}))
+        self.ks.set(b"z", ZSet({b"m": 1.0}))
         self.assertEqual(self.encoding("z"), b"listpack")
-        self.store(b"z", ZSet({b"m": 1.0}, compact=False))
+        self.ks.set(b"z", ZSet({b"m": 1.0}, compact=False))
         self.assertEqual(self.encoding("z"), b"skiplist")
 
     def test_missing_key_is_null(self):

@@ -5,70 +5,10 @@ chains, MULTI, WATCH, disconnects).  Expected bytes were checked against
 redis-server 7.0.15."""
 from collections import deque
 
-import hiredis
-from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
-
-from tests.protocol.helpers import connect, exchange, make_server
-
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+from tests.protocol.helpers import WRONGTYPE, ServerTestCase, parse, request
 
 
-def request(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-class RespTestCase(TestCase):
-    """A server on a fake clock and clients talking RESP to it (no tests).
-
-    ``raw`` returns the exact bytes written back; ``call`` the parsed
-    reply (errors as str)."""
-
-    def setUp(self):
-        self.server, self.clock = make_server()
-        self.ks = self.server.keyspace
-        self.main = self.connect()
-
-    def connect(self):
-        return connect(self.server,
-                       ("127.0.0.1", 40000 + len(self.server.clients)))
-
-    def raw(self, *args, client=None) -> bytes:
-        proto, transport = client or self.main
-        return exchange(proto, transport, request(*args))
-
-    def call(self, *args, client=None):
-        return parse(self.raw(*args, client=client))
-
-    def resp3(self, client=None):
-        self.assertTrue(self.raw("HELLO", "3", client=client).startswith(b"%"))
-
-    def pending(self, client) -> bytes:
-        """What a (blocked) client was sent since it was last read."""
-        transport = client[1]
-        data = transport.value()
-        transport.clear()
-        return data
-
-    def disconnect(self, client):
-        proto, transport = client
-        transport.loseConnection()
-        proto.connectionLost(Failure(ConnectionError("gone")))
-
-
-def parse(data: bytes):
-    reader = hiredis.Reader()
-    reader.feed(data)
-    reply = reader.gets()
-    assert reader.gets() is False, data
-    return str(reply) if isinstance(reply, hiredis.ReplyError) else reply
-
-
-class PushPopTests(RespTestCase):
+class PushPopTests(ServerTestCase):
     def test_push_order_and_lengths(self):
         self.assertEqual(self.raw("LPUSH", "k", "a", "b", "c"), b":3\r\n")
         self.assertEqual(self.raw("RPUSH", "k", "d", "e"), b":5\r\n")
@@ -124,7 +64,7 @@ class PushPopTests(RespTestCase):
         self.assertEqual(self.call("LRANGE", "k", 0, -1), [b"a"])
 
 
-class ReadTests(RespTestCase):
+class ReadTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.call("RPUSH", "k", "a", "b", "c", "d", "e")
@@ -207,7 +147,7 @@ class ReadTests(RespTestCase):
         self.assertEqual(self.raw("LPOS", "k", "zz"), b"_\r\n")
 
 
-class ChangeTests(RespTestCase):
+class ChangeTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.call("SET", "s", "str")
@@ -323,7 +263,7 @@ class ChangeTests(RespTestCase):
             self.assertEqual(self.ks.dirty, dirty, args)
 
 
-class MoveTests(RespTestCase):
+class MoveTests(ServerTestCase):
     def test_lmove_directions(self):
         self.call("RPUSH", "src", "a", "b", "c", "d")
         self.assertEqual(self.raw("LMOVE", "src", "dst", "LEFT", "RIGHT"),
@@ -372,7 +312,7 @@ class MoveTests(RespTestCase):
         self.assertEqual(self.raw("RPOPLPUSH", "nokey", "d"), b"_\r\n")
 
 
-class LmpopTests(RespTestCase):
+class LmpopTests(ServerTestCase):
     def test_first_non_empty_key(self):
         self.call("RPUSH", "b", "1", "2", "3")
         self.call("RPUSH", "c", "x")
@@ -426,7 +366,7 @@ class LmpopTests(RespTestCase):
         self.assertEqual(table.get("blmove").write_keys(argv), [b"a", b"b"])
 
 
-class BlockingTests(RespTestCase):
+class BlockingTests(ServerTestCase):
     """Blocked clients wait on a MemoryReactorClock: no sleeps."""
 
     def setUp(self):

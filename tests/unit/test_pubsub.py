@@ -3,10 +3,10 @@ RESP2 and RESP3 reply shapes byte for byte as Redis 7.0.15 sends them."""
 from types import SimpleNamespace
 
 from rcluster.cluster.routing import Router
-from tests.unit.test_introspection import ServerCase
+from tests.protocol.helpers import ServerTestCase
 
 
-class SubscribeTests(ServerCase):
+class SubscribeTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.publisher = self.connect()
@@ -132,7 +132,7 @@ class SubscribeTests(ServerCase):
                                       ("spublish", [b"SPUBLISH", b"s", b"y"])])
 
 
-class PubsubIntrospectionTests(ServerCase):
+class PubsubIntrospectionTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         for channels in (("news", "sport"), ("news",)):
@@ -184,7 +184,7 @@ class _OneNodeState:
         return None
 
 
-class ClusterTests(ServerCase):
+class ClusterTests(ServerTestCase):
     directives = {"cluster_enabled": "yes"}
 
     def test_shard_channels_must_share_a_slot(self):

@@ -1,7 +1,7 @@
 """TIME, LASTSAVE, SHUTDOWN, ROLE, MONITOR (rcluster/commands/server.py) and
 DEBUG (rcluster/commands/debug.py) through a Server on a fake clock."""
 from rcluster.commands import debug
-from tests.unit.test_introspection import NOW, ServerCase, request
+from tests.protocol.helpers import NOW, ServerTestCase, request
 
 NOT_ALLOWED = (
     "ERR DEBUG command not allowed. If the enable-debug-command option is set "
@@ -10,7 +10,7 @@ NOT_ALLOWED = (
     "server.")
 
 
-class SmallCommandsTests(ServerCase):
+class SmallCommandsTests(ServerTestCase):
     def test_time(self):
         self.clock.advance(0.25)
         self.assertEqual(self.call("TIME"), [str(NOW).encode(), b"250000"])
@@ -20,7 +20,7 @@ class SmallCommandsTests(ServerCase):
         self.assertEqual(self.raw("ROLE"), b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")
 
 
-class ShutdownTests(ServerCase):
+class ShutdownTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.requests = []
@@ -53,7 +53,7 @@ class ShutdownTests(ServerCase):
                          "ERR Command not allowed inside a transaction")
 
 
-class MonitorTests(ServerCase):
+class MonitorTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.monitor_proto, self.monitor = self.connect()
@@ -118,7 +118,7 @@ class MonitorTests(ServerCase):
                          b"client\r\n")
 
 
-class DebugGateTests(ServerCase):
+class DebugGateTests(ServerTestCase):
     def test_disabled_by_default(self):
         self.assertEqual(self.call("DEBUG", "SLEEP", "0"), NOT_ALLOWED)
 
@@ -135,7 +135,7 @@ class DebugGateTests(ServerCase):
                          b"OK")
 
 
-class DebugTests(ServerCase):
+class DebugTests(ServerTestCase):
     directives = {"enable_debug_command": "yes"}
 
     def test_sleep_parks_only_its_client(self):

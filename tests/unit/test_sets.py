@@ -2,12 +2,9 @@
 MemoryReactorClock: exact replies and error texts, RESP2/RESP3 shapes,
 Redis's intset ordering, SSCAN cursors and WATCH.  Expected bytes were
 checked against redis-server 7.0.15."""
-import hiredis
-from twisted.trial.unittest import TestCase
-
 from rcluster.commands.scanning import hash_window, parse_cursor
 from rcluster.commands.table import CommandError
-from tests.protocol.helpers import connect, exchange, make_server
+from tests.protocol.helpers import ServerTestCase, bulks
 
 WRONGTYPE = (b"-WRONGTYPE Operation against a key holding the wrong kind "
              b"of value\r\n")
@@ -16,66 +13,7 @@ NOT_INT = b"-ERR value is not an integer or out of range\r\n"
 EMPTY = b"*0\r\n"
 
 
-def request(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-def bulks(*items, prefix=b"*") -> bytes:
-    """An aggregate of bulk strings (prefix b"~" for a RESP3 set)."""
-    out = [b"%s%d\r\n" % (prefix, len(items))]
-    for item in items:
-        item = item if isinstance(item, bytes) else str(item).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(item), item))
-    return b"".join(out)
-
-
-def parse(data: bytes):
-    reader = hiredis.Reader()
-    reader.feed(data)
-    reply = reader.gets()
-    assert reader.gets() is False, data
-    return str(reply) if isinstance(reply, hiredis.ReplyError) else reply
-
-
-class RespTestCase(TestCase):
-    """A server on a fake clock and clients talking RESP to it (no tests).
-
-    ``raw`` returns the exact bytes written back, ``call`` the parsed
-    reply (errors as str)."""
-
-    def setUp(self):
-        self.server, self.clock = make_server()
-        self.ks = self.server.keyspace
-        self.main = self.connect()
-
-    def connect(self, resp3=False):
-        client = connect(self.server,
-                         ("127.0.0.1", 40000 + len(self.server.clients)))
-        if resp3:
-            hello = self.raw("HELLO", 3, client=client)
-            self.assertTrue(hello.startswith(b"%"))
-        return client
-
-    def raw(self, *args, client=None) -> bytes:
-        proto, transport = client or self.main
-        return exchange(proto, transport, request(*args))
-
-    def call(self, *args, client=None):
-        return parse(self.raw(*args, client=client))
-
-    def pending(self, client) -> bytes:
-        """What a (blocked) client was sent since it was last read."""
-        transport = client[1]
-        data = transport.value()
-        transport.clear()
-        return data
-
-
-class MembershipTests(RespTestCase):
+class MembershipTests(ServerTestCase):
     def test_sadd_counts_new_members_only(self):
         self.assertEqual(self.raw("SADD", "s", "a", "b", "a"), b":2\r\n")
         self.assertEqual(self.raw("SADD", "s", "b", "c"), b":1\r\n")
@@ -116,7 +54,7 @@ class MembershipTests(RespTestCase):
                          b"command\r\n")
 
 
-class ListingTests(RespTestCase):
+class ListingTests(ServerTestCase):
     def test_integer_sets_list_in_numeric_order(self):
         # Redis keeps them in a sorted intset.
         self.raw("SADD", "s", 10, 3, -5, 2)
@@ -152,7 +90,7 @@ class ListingTests(RespTestCase):
         self.assertEqual(sorted(self.call("SMEMBERS", "s")), [b"01", b"3"])
 
 
-class MoveTests(RespTestCase):
+class MoveTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("SADD", "src", "a", "b")
@@ -191,7 +129,7 @@ class MoveTests(RespTestCase):
         self.assertEqual(self.ks.lookup(b"src"), {b"a", b"b"})
 
 
-class RandomTests(RespTestCase):
+class RandomTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.members = {b"%d" % i for i in range(20)}
@@ -268,7 +206,7 @@ class RandomTests(RespTestCase):
         self.assertIsNone(self.ks.lookup(b"big"))
 
 
-class AlgebraTests(RespTestCase):
+class AlgebraTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("SADD", "a", 1, 2, 3, 4)
@@ -347,7 +285,7 @@ class AlgebraTests(RespTestCase):
         self.assertIsNone(self.ks.lookup(b"d"))
 
 
-class ScanTests(RespTestCase):
+class ScanTests(ServerTestCase):
     def test_small_integer_set_in_one_call(self):
         self.raw("SADD", "s", 3, 1, 2)
         self.assertEqual(self.raw("SSCAN", "s", 0),
@@ -427,14 +365,9 @@ class ScanTests(RespTestCase):
         self.assertEqual(sorted(seen), sorted(members))
 
 
-class WatchTests(RespTestCase):
+class WatchTests(ServerTestCase):
     def watch_then(self, *write):
-        other = self.connect()
-        self.raw("WATCH", "s")
-        self.raw(*write, client=other)
-        self.raw("MULTI")
-        self.raw("SCARD", "s")
-        return self.raw("EXEC")
+        return self.exec_watching("s", ("SCARD", "s"), *write)
 
     def test_sadd_invalidates_watch(self):
         self.raw("SADD", "s", "a")
@@ -453,7 +386,7 @@ class WatchTests(RespTestCase):
         self.assertEqual(self.watch_then("SPOP", "s"), b"*-1\r\n")
 
 
-class CommandTableTests(RespTestCase):
+class CommandTableTests(ServerTestCase):
     def keys(self, *argv):
         row, error = self.server.table.lookup([str(a).encode() for a in argv])
         return [k.decode() for k in row.keys([str(a).encode() for a in argv])]

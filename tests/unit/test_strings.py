@@ -1,9 +1,7 @@
 """String commands (rcluster/commands/strings.py) through a Server on a fake
 clock.  The transcript below was recorded from redis-server 7.0.15 (one
 connection, commands in order); rcluster must answer it byte for byte."""
-from twisted.trial.unittest import TestCase
-
-from tests.protocol.helpers import connect, exchange, make_server
+from tests.protocol.helpers import ServerTestCase
 
 TRANSCRIPT = [
     ('set k v',
@@ -141,30 +139,15 @@ TRANSCRIPT = [
 ]
 
 
-def request(line: str) -> bytes:
-    args = [a.encode() for a in line.split()]
-    return b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
-
-
-class StringTranscriptTests(TestCase):
+class StringTranscriptTests(ServerTestCase):
     def test_transcript_matches_redis(self):
-        server, clock = make_server()
-        clock.advance(1_700_000_000)
-        proto, transport = connect(server)
         for line, expected in TRANSCRIPT:
-            self.assertEqual(exchange(proto, transport, request(line)),
-                             expected, line)
+            self.assertEqual(self.raw(*line.split()), expected, line)
 
 
-class StringExpiryTests(TestCase):
-    def setUp(self):
-        self.server, self.clock = make_server()
-        self.clock.advance(1_700_000_000)
-        self.proto, self.transport = connect(self.server)
-
+class StringExpiryTests(ServerTestCase):
     def send(self, line):
-        return exchange(self.proto, self.transport, request(line))
+        return self.raw(*line.split())
 
     def test_set_px_expires_on_the_clock(self):
         self.assertEqual(self.send("SET k v PX 1500"), b"+OK\r\n")

@@ -209,6 +209,11 @@ class BusTests(TLSTestCase):
 
 
 class ContextTests(TLSTestCase):
+    def context_error(self, **values) -> str:
+        """The ConfigError server_context raises for these settings."""
+        return str(self.assertRaises(ConfigError, tls.server_context,
+                                     self.settings(**values)))
+
     def test_protocols_default_to_tls12_and_tls13(self):
         settings = self.settings()
         for version, name in ((SSL.TLS1_2_VERSION, "TLSv1.2"),
@@ -233,64 +238,52 @@ class ContextTests(TLSTestCase):
         self.assertRaises(SSL.Error, pump, client, self.serve(settings))
 
     def test_bad_tls_protocols(self):
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_protocols="TLSv1.2 SSLv3"))
-        self.assertEqual(str(err), "Invalid tls-protocols specified. Use a "
-                         "combination of 'TLSv1', 'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'.")
+        self.assertEqual(self.context_error(tls_protocols="TLSv1.2 SSLv3"),
+                         "Invalid tls-protocols specified. Use a combination "
+                         "of 'TLSv1', 'TLSv1.1', 'TLSv1.2' and 'TLSv1.3'.")
 
     def test_ciphers_and_ciphersuites(self):
-        settings = self.settings(tls_protocols="TLSv1.3",
-                                 tls_ciphersuites="TLS_CHACHA20_POLY1305_SHA256")
-        server = self.serve(settings)
-        self.assertEqual(pump(self.client_connection("client.crt", "client.key"),
-                              server), b"PING")
-        self.assertEqual(server.get_cipher_name(), "TLS_CHACHA20_POLY1305_SHA256")
-        settings = self.settings(tls_protocols="TLSv1.2",
-                                 tls_ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
-        server = self.serve(settings)
-        self.assertEqual(pump(self.client_connection("client.crt", "client.key"),
-                              server), b"PING")
-        self.assertEqual(server.get_cipher_name(), "ECDHE-ECDSA-AES128-GCM-SHA256")
+        for protocols, option, cipher in (
+                ("TLSv1.3", "tls_ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"),
+                ("TLSv1.2", "tls_ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256")):
+            settings = self.settings(tls_protocols=protocols, **{option: cipher})
+            server = self.serve(settings)
+            self.assertEqual(pump(self.client_connection("client.crt",
+                                                         "client.key"),
+                                  server), b"PING")
+            self.assertEqual(server.get_cipher_name(), cipher)
 
     def test_bad_ciphers(self):
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_ciphers="NO-SUCH-CIPHER"))
-        self.assertEqual(str(err), "Failed to configure ciphers: NO-SUCH-CIPHER")
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_ciphersuites="NOPE"))
-        self.assertEqual(str(err), "Failed to configure ciphersuites: NOPE")
+        self.assertEqual(self.context_error(tls_ciphers="NO-SUCH-CIPHER"),
+                         "Failed to configure ciphers: NO-SUCH-CIPHER")
+        self.assertEqual(self.context_error(tls_ciphersuites="NOPE"),
+                         "Failed to configure ciphersuites: NOPE")
 
     def test_missing_files_are_clear_errors(self):
         missing = self.path("missing.crt")
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_cert_file=missing))
-        self.assertEqual(str(err), f"Failed to load certificate: {missing}: "
-                                   "No such file or directory")
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_key_file=missing))
-        self.assertEqual(str(err), f"Failed to load private key: {missing}: "
-                                   "No such file or directory")
+        self.assertEqual(self.context_error(tls_cert_file=missing),
+                         f"Failed to load certificate: {missing}: "
+                         "No such file or directory")
+        self.assertEqual(self.context_error(tls_key_file=missing),
+                         f"Failed to load private key: {missing}: "
+                         "No such file or directory")
 
     def test_unusable_files_are_clear_errors(self):
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_key_file=self.path("client.key")))
-        self.assertEqual(str(err), "Failed to load private key: %s: "
-                         "key values mismatch" % self.path("client.key"))
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_ca_cert_file=self.path("node.key")))
-        self.assertTrue(str(err).startswith(
-            "Failed to configure CA certificate(s) file/directory: "), str(err))
+        key = self.path("client.key")
+        self.assertEqual(self.context_error(tls_key_file=key),
+                         f"Failed to load private key: {key}: "
+                         "key values mismatch")
+        err = self.context_error(tls_ca_cert_file=self.path("node.key"))
+        self.assertTrue(err.startswith(
+            "Failed to configure CA certificate(s) file/directory: "), err)
 
     def test_required_settings(self):
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_cert_file=""))
-        self.assertEqual(str(err), "No tls-cert-file configured!")
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_key_file=""))
-        self.assertEqual(str(err), "No tls-key-file configured!")
-        err = self.assertRaises(ConfigError, tls.server_context,
-                                self.settings(tls_ca_cert_file=""))
-        self.assertEqual(str(err), "Either tls-ca-cert-file or tls-ca-cert-dir "
+        self.assertEqual(self.context_error(tls_cert_file=""),
+                         "No tls-cert-file configured!")
+        self.assertEqual(self.context_error(tls_key_file=""),
+                         "No tls-key-file configured!")
+        self.assertEqual(self.context_error(tls_ca_cert_file=""),
+                         "Either tls-ca-cert-file or tls-ca-cert-dir "
                          "must be specified when tls-cluster, tls-replication "
                          "or tls-auth-clients are enabled!")
         # No CA is fine when nobody's certificate is checked (as Redis).

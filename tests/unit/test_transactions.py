@@ -2,7 +2,7 @@
 transactions.py) through a Server on a fake clock: exact replies, WATCH
 invalidation by writes, expiry and FLUSHALL."""
 from rcluster.commands.table import Command
-from tests.unit.test_keys import ServerTestCase
+from tests.protocol.helpers import ServerTestCase
 
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 NULL_ARRAY = b"*-1\r\n"
@@ -234,7 +234,7 @@ class WatchTests(ServerTestCase):
     def test_key_expiring_after_watch_fails_exec(self):
         self.call("SET", "k", 1, "PX", 100)
         self.call("WATCH", "k")
-        self.advance(1)
+        self.clock.advance(1)
         # Nobody touched it: EXEC itself notices the deadline passed.
         self.assertEqual(len(self.ks), 1)
         self.assert_exec_fails()
@@ -242,33 +242,33 @@ class WatchTests(ServerTestCase):
     def test_key_expired_by_another_clients_read(self):
         self.call("SET", "k", 1, "PX", 100)
         self.call("WATCH", "k")
-        self.advance(1)
+        self.clock.advance(1)
         self.call("GET", "k", client=self.other)
         self.assert_exec_fails()
 
     def test_key_expired_by_the_active_cycle(self):
         self.call("SET", "k", 1, "PX", 100)
         self.call("WATCH", "k")
-        self.advance(1)
+        self.clock.advance(1)
         self.server.cron()
         self.assertEqual(len(self.ks), 0)
         self.assert_exec_fails()
 
     def test_key_already_expired_at_watch_time(self):
         self.call("SET", "k", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.call("WATCH", "k")
         self.assert_exec_runs()
 
     def test_already_expired_key_removed_afterwards(self):
         self.call("SET", "k", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.call("WATCH", "k")
         # Its removal is no logical change: it was already gone.
         self.call("GET", "k", client=self.other)
         self.assert_exec_runs()
         self.call("SET", "k", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.call("WATCH", "k")
         self.call("DEL", "k", client=self.other)
         self.server.cron()
@@ -276,7 +276,7 @@ class WatchTests(ServerTestCase):
 
     def test_already_expired_key_written_again(self):
         self.call("SET", "k", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.call("WATCH", "k")
         self.call("SET", "k", 2, client=self.other)
         self.assert_exec_fails()
@@ -302,7 +302,7 @@ class WatchTests(ServerTestCase):
 
     def test_flushall_and_an_already_expired_watched_key(self):
         self.call("SET", "k", 1, "PX", 100)
-        self.advance(1)
+        self.clock.advance(1)
         self.call("WATCH", "k")
         self.call("FLUSHALL", client=self.other)
         self.assert_exec_runs()

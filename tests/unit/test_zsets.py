@@ -12,8 +12,8 @@ from rcluster.commands.common import parse_float as parse_score
 from rcluster.commands.zsets import (listpack_score,
                                      parse_score_range)
 from rcluster.zset import LEX_MAX, LEX_MIN, LexRange, ScoreRange, ZSet
-from tests.unit.test_sets import (EMPTY, NOT_INT, SYNTAX, WRONGTYPE,
-                                  RespTestCase, bulks)
+from tests.protocol.helpers import ServerTestCase, bulks
+from tests.unit.test_sets import EMPTY, NOT_INT, SYNTAX, WRONGTYPE
 
 NOT_FLOAT = b"-ERR value is not a valid float\r\n"
 NOT_RANGE = b"-ERR min or max is not a float\r\n"
@@ -104,7 +104,7 @@ class ParsingTests(TestCase):
         self.assertEqual(listpack_score(-math.inf), b"-inf")
 
 
-class ZaddTests(RespTestCase):
+class ZaddTests(ServerTestCase):
     def test_add_and_update(self):
         self.assertEqual(self.raw("ZADD", "z", 1, "a", 2, "b", 3, "a"),
                          b":2\r\n")
@@ -203,7 +203,7 @@ class ZaddTests(RespTestCase):
             self.assertEqual(self.raw(*args), WRONGTYPE, args)
 
 
-class ReadTests(RespTestCase):
+class ReadTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("ZADD", "z", 1, "a", 2, "b", 2, "c", 3, "d")
@@ -263,7 +263,7 @@ class ReadTests(RespTestCase):
         self.assertEqual(self.raw("ZLEXCOUNT", "l", "-", "+x"), NOT_LEX)
 
 
-class RangeTests(RespTestCase):
+class RangeTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("ZADD", "z", 1, "a", 2, "b", 2, "c", 3, "d", "-inf", "min")
@@ -376,7 +376,7 @@ class RangeTests(RespTestCase):
         self.assertEqual(self.raw("TYPE", "str"), b"+zset\r\n")
 
 
-class RemoveTests(RespTestCase):
+class RemoveTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("ZADD", "z", 1, "a", 2, "b", 3, "c", 4, "d")
@@ -406,7 +406,7 @@ class RemoveTests(RespTestCase):
         self.assertEqual(self.call("ZRANGE", "l", 0, -1), [b"a"])
 
 
-class PopTests(RespTestCase):
+class PopTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("ZADD", "z", 1, "a", 2, "b", 3, "c")
@@ -487,7 +487,7 @@ class PopTests(RespTestCase):
                          b"-ERR value is out of range\r\n")
 
 
-class AlgebraTests(RespTestCase):
+class AlgebraTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.raw("ZADD", "a", 1, "x", 2, "y", 3, "z")
@@ -600,7 +600,7 @@ class AlgebraTests(RespTestCase):
         self.assertEqual(table.get("bzpopmin").keys(argv), [b"a", b"b"])
 
 
-class EncodingAndScanTests(RespTestCase):
+class EncodingAndScanTests(ServerTestCase):
     def test_small_zsets_scan_whole_in_listpack_form(self):
         self.raw("ZADD", "z", "1e18", "big", 0.1, "a", "-0", "zero")
         self.assertEqual(self.ks.lookup(b"z").encoding, "listpack")
@@ -647,7 +647,7 @@ class EncodingAndScanTests(RespTestCase):
                          b"*2\r\n$1\r\n0\r\n*0\r\n")
 
 
-class BlockingTests(RespTestCase):
+class BlockingTests(ServerTestCase):
     def test_bzpopmin_serves_at_once(self):
         self.raw("ZADD", "z", 2, "b", 1, "a")
         self.assertEqual(self.raw("BZPOPMIN", "nokey", "z", 0),
@@ -727,14 +727,9 @@ class BlockingTests(RespTestCase):
         self.assertEqual(self.server.blocking.count, 0)
 
 
-class WatchTests(RespTestCase):
+class WatchTests(ServerTestCase):
     def watch_then(self, *write):
-        other = self.connect()
-        self.raw("WATCH", "z")
-        self.raw(*write, client=other)
-        self.raw("MULTI")
-        self.raw("ZCARD", "z")
-        return self.raw("EXEC")
+        return self.exec_watching("z", ("ZCARD", "z"), *write)
 
     def test_zadd_invalidates_watch(self):
         self.raw("ZADD", "z", 1, "a")
