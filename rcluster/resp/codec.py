@@ -108,8 +108,15 @@ def _reader_head(reader) -> _RedisReaderHead:
     return _RedisReaderHead.from_address(address)
 
 
+# hiredis-py releases whose Reader layout was checked (raw memory is read:
+# an unknown release is not probed at all, it just runs unhardened).
+_CHECKED_HIREDIS = ("2.", "3.")
+
+
 def _can_limit_elements() -> bool:
     """Whether the layout is the expected one, checked on a test reader."""
+    if not hiredis.__version__.startswith(_CHECKED_HIREDIS):
+        return False
     try:
         reader = hiredis.Reader()
         if type(reader).__basicsize__ < object.__basicsize__ + 8:
