@@ -10,8 +10,10 @@ BIN    := $(VENV)/bin
 cluster: setup
 	$(BIN)/rcluster-cluster start
 
-stop: setup
-	$(BIN)/rcluster-cluster stop
+# No set-up just to stop: without a venv nothing can be running.
+stop:
+	@if [ -x $(BIN)/rcluster-cluster ]; then $(BIN)/rcluster-cluster stop; \
+	 else echo "nothing to stop (no $(VENV))"; fi
 
 test: setup redis
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from twisted.logger import Logger
 
 from rcluster.resp.codec import (Error, ProtocolError, QueryBufferOverflow,
                                  Raw, RequestParser, encode)
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 # Client flags reported by CLIENT LIST (Redis's one-letter codes).
 FLAG_LETTERS = (("replica", "S"), ("master", "M"), ("pubsub", "P"),

@@ -19,14 +19,15 @@ import sys
 
 from twisted.application import app, service
 from twisted.internet.error import CannotListenError
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import ILogObserver
 from twisted.scripts._twistd_unix import ServerOptions, UnixApplicationRunner
 
 from rcluster import REDIS_VERSION
 from rcluster import __version__ as VERSION
 from rcluster.config import ConfigError, Settings
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 USAGE = """\
 Usage: rcluster-server [/path/to/redis.conf] [options] [-]

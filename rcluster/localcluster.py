@@ -195,18 +195,20 @@ def start(args):
     if running:
         raise Failure(f"a cluster started from {run_dir} is already running "
                       f"(ports {describe_ports(running)}); "
-                      f"'rcluster-cluster stop' stops it")
+                      f"'{stop_hint(args)}' stops it")
     known = [p for p in node_ports(run_dir)
              if os.path.exists(os.path.join(node_dir(run_dir, p), "nodes.conf"))]
     if known and known != ports:
         raise Failure(f"{run_dir} holds a cluster on ports {describe_ports(known)}, "
                       f"not {describe_ports(ports)}: start it with the same "
-                      f"--nodes/--base-port, or 'rcluster-cluster clean' first")
+                      f"--nodes/--base-port, or "
+                      f"'{stop_hint(args).replace(' stop', ' clean')}' first")
     busy = [p for port in ports for p in (port, port + BUS_PORT_OFFSET)
             if port_in_use(p)]
     if busy:
         raise Failure(f"port(s) {', '.join(map(str, busy))} already in use on "
                       f"127.0.0.1: choose another --base-port")
+    remove_pidfiles(run_dir)            # none runs: any left is stale
     try:
         launch(run_dir, ports, args.node_timeout)
         for port in ports:
@@ -260,12 +262,18 @@ def stop_nodes(run_dir, timeout=15.0) -> list:
                 if not process_gone(pid)}
     for pid in left.values():
         signal_pid(pid, signal.SIGKILL)
-    for port in node_ports(run_dir):   # twistd removes its own; stale ones too
+    remove_pidfiles(run_dir)            # twistd removes its own on exit
+    return sorted(running)
+
+
+def remove_pidfiles(run_dir):
+    """Remove the nodes' pid files once none runs: a stale one (a node
+    killed by SIGKILL) would stop twistd if its pid were reused."""
+    for port in node_ports(run_dir):
         try:
             os.unlink(pidfile(run_dir, port))
         except FileNotFoundError:
             pass
-    return sorted(running)
 
 
 def signal_pid(pid, signum):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import time
 
-from twisted.logger import Logger
 
 from rcluster.blocking import BLOCKED, Blocking
 from rcluster.client import Client
@@ -24,8 +23,9 @@ from rcluster.keyspace import Keyspace
 from rcluster.pubsub import PubSub
 from rcluster.resp.codec import QUEUED, Error
 from rcluster.stats import Stats
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 NOAUTH = Error("NOAUTH Authentication required.")
 # Commands that run, instead of being queued, inside MULTI.
@@ -46,6 +46,9 @@ class Server:
         # Command rows by the name bytes as clients spell them (b"SET",
         # b"set"): spares lower-casing and decoding on every request.
         self._by_raw_name: dict = {}
+        # Every row, subcommands included: statistics are sums over them.
+        self._all_rows = [row for top in self.table for row in
+                          (top, *top.subcommands.values())]
         self.keyspace = Keyspace()
         self.keyspace.on_expire = self._key_expired
         self.stats = Stats(clock.seconds())
@@ -186,12 +189,7 @@ class Server:
 
     @property
     def total_commands_processed(self) -> int:
-        total = 0
-        for cmd in self.table:
-            total += cmd.calls
-            for sub in cmd.subcommands.values():
-                total += sub.calls
-        return total
+        return sum(row.calls for row in self._all_rows)
 
     def _abort_exec(self, c, error: str):
         """EXEC refused before running: the transaction is discarded and

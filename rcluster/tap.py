@@ -18,7 +18,7 @@ from twisted.python import usage
 
 from rcluster import tls
 from rcluster.config import ConfigError, Settings
-from rcluster.logging import RedisLogObserver
+from rcluster.logs import GATE, RedisLogObserver, logger
 
 
 class Options(usage.Options):
@@ -144,12 +144,11 @@ class NodeService(service.MultiService):
 
     def __init__(self, settings: Settings, reactor):
         super().__init__()
-        from twisted.logger import Logger
-
         from rcluster.resp.protocol import RespFactory
         from rcluster.server import Server
 
-        self.log = Logger(namespace="rcluster")
+        self.log = logger()
+        GATE.settings = settings
         self.settings = settings
         self.reactor = reactor
         if settings.dir:
@@ -180,7 +179,7 @@ class NodeService(service.MultiService):
         return "S" if self.server.role == "replica" else "M"
 
     def log_observer(self, stream=None):
-        """A Redis-format log observer for this node (rcluster.logging)."""
+        """A Redis-format log observer for this node (rcluster.logs)."""
         return RedisLogObserver(self.settings, self.role, stream)
 
     def _listen(self, port, factory, tls_context=None):

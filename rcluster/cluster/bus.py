@@ -8,9 +8,9 @@ moves bytes.  With ``tls-cluster yes`` both directions use TLS
 from __future__ import annotations
 
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
-from twisted.logger import Logger
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 
 class BusProtocol(Protocol):

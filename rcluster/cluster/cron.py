@@ -7,14 +7,14 @@ nodes PFAIL when their PONG is late by more than node-timeout.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.gossip import send_ping
 from rcluster.cluster.messages import (NODE_FAIL, NODE_HANDSHAKE, NODE_MYSELF,
                                        NODE_NOADDR, NODE_PFAIL, STATE_FAIL)
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 
 def cluster_cron(state):

@@ -9,14 +9,14 @@ master without slots, or nobody took its slots over after 2 x node-timeout.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.messages import NODE_FAIL, NODE_PFAIL, FailBody, Message
 from rcluster.cluster.state import (FAIL_UNDO_TIME_MULT, TODO_SAVE_CONFIG,
                                     TODO_UPDATE_STATE)
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 
 def mark_failing_if_needed(state, node):

@@ -1,22 +1,23 @@
 """PING, PONG and MEET: what we tell about other nodes, and what we learn.
 
 Every PING/PONG/MEET carries a gossip section: about a tenth of the known
-nodes (at least 3), picked at random, plus every node we think is PFAIL so
-failure reports spread fast.  Receivers use the section to learn new nodes
-(only from senders they already know), collect failure reports from
-masters, refresh pong times, and follow address changes.
+nodes (at least 3), picked at random (never the receiver itself), plus
+every node we think is PFAIL so failure reports spread fast.  Receivers
+use the section to learn new nodes (only from senders they already know),
+collect failure reports from masters, refresh pong times, and follow
+address changes.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.messages import (
     NODE_FAIL, NODE_HANDSHAKE, NODE_NOADDR, NODE_PFAIL, Gossip, Message,
     PingBody)
 from rcluster.cluster.node import valid_name
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 
 def gossip_entry(node) -> Gossip:
@@ -25,8 +26,11 @@ def gossip_entry(node) -> Gossip:
                   node.flags, node.pport)
 
 
-def select_gossip(state) -> list:
-    """The nodes to gossip about in one packet (Redis's clusterSendPing)."""
+def select_gossip(state, receiver=None) -> list:
+    """The nodes to gossip about in one packet to ``receiver`` (Redis's
+    clusterSendPing).  Unlike Redis, which may pick the receiver and so
+    waste an entry, the receiver is never told about itself: every entry
+    can teach it something, and a cluster converges a little faster."""
     state.pings_sent += 1
     stamp = state.pings_sent
     nodes = list(state.nodes.values())
@@ -37,7 +41,7 @@ def select_gossip(state) -> list:
         if fresh <= 0 or len(chosen) >= wanted:
             break
         node = state.random.choice(nodes)
-        if node is state.myself or node.flags & NODE_PFAIL:
+        if node is state.myself or node is receiver or node.flags & NODE_PFAIL:
             continue                # PFAIL nodes are all added below
         if node.flags & (NODE_HANDSHAKE | NODE_NOADDR) or (
                 node.link is None and node.numslots == 0):
@@ -65,7 +69,7 @@ def send_ping(state, link, msg_type: int):
     if not link.inbound and msg_type == m.PING:
         link.node.ping_sent = state.now()
     header = state.build_header(msg_type)
-    body = PingBody([gossip_entry(n) for n in select_gossip(state)],
+    body = PingBody([gossip_entry(n) for n in select_gossip(state, link.node)],
                     hostname=state.myself.hostname or None)
     state.send(link, Message(header, body))
 

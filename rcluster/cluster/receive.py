@@ -8,7 +8,6 @@ PUBLISH, UPDATE and the failover messages.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.failure import clear_failure_if_needed
@@ -23,8 +22,9 @@ from rcluster.cluster.node import valid_name
 from rcluster.cluster.slotconfig import (check_stale_claims,
                                          update_slots_config_with)
 from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_UPDATE_STATE
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 _PING_TYPES = (m.PING, m.PONG, m.MEET)
 

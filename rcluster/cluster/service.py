@@ -17,7 +17,6 @@ import sys
 
 from twisted.application import service
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from rcluster.cluster import nodesconf
 from rcluster.cluster.bus import BusServerFactory, Connector
@@ -25,8 +24,9 @@ from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.nodesconf import ConfigFile, NodesConfError
 from rcluster.cluster.routing import Router
 from rcluster.cluster.state import PORT_INCR, ClusterState, Host
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 CRON_INTERVAL = 0.1
 

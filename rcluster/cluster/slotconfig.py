@@ -8,14 +8,14 @@ configuration even if the new owner can't reach it.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.messages import Message, UpdateBody
 from rcluster.cluster.node import bitmap_slots
 from rcluster.cluster.state import TODO_SAVE_ALL
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 
 def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from twisted.logger import Logger
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.link import Link
@@ -34,8 +33,9 @@ from rcluster.cluster.messages import (
     NODE_MYSELF, NODE_NOFAILOVER, NODE_PFAIL, NODE_SLAVE, SLOTS, STATE_FAIL,
     STATE_OK, BusProtocolError, Header, Message)
 from rcluster.cluster.node import ClusterNode, valid_name
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster.cluster")
+log = logger("rcluster.cluster")
 
 PORT_INCR = 10000             # cluster bus port = client port + 10000
 FAIL_REPORT_VALIDITY_MULT = 2  # failure reports live 2 x node timeout
@@ -268,6 +268,9 @@ class ClusterState:
         return [master] + list(master.replicas)
 
     # -- slots --------------------------------------------------------------
+    # add_slot and del_slot are the only writers of the slot table and of
+    # the nodes' slot bits, so a node's numslots is always its count of
+    # slots in the table (CLUSTER INFO and update_state rely on it).
     def add_slot(self, node: ClusterNode, slot: int) -> bool:
         if self.slots[slot] is not None:
             return False

@@ -8,15 +8,15 @@ applied by the listeners other layers register on ``Settings.listeners``.
 """
 from __future__ import annotations
 
-from twisted.logger import Logger
 
 from rcluster.commands.clients import protected_action_allowed
 from rcluster.commands.common import SYNTAX, help_subcommand
 from rcluster.commands.table import CommandError, command, container
 from rcluster.config import ConfigError
 from rcluster.resp.codec import OK, Map
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 container("config", group="server", since="2.0.0",
           summary="A container for server configuration commands")

@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import dataclass
 
-from twisted.logger import Logger
 
 from rcluster.commands.clients import protected_action_allowed
 from rcluster.commands.common import NO_KEY, parse_int
@@ -24,8 +23,9 @@ from rcluster.commands.table import CommandError, command
 from rcluster.config import ConfigError
 from rcluster.resp.codec import (NO_REPLY, OK, Bool, Double, Error, Map,
                                  Push, Raw, SetReply, Status, Verbatim)
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 NOT_ALLOWED = (
     "ERR DEBUG command not allowed. If the enable-debug-command option is "

@@ -56,9 +56,9 @@ import math
 import re
 
 import hiredis
-from twisted.logger import Logger
+from rcluster.logs import logger
 
-log = Logger(namespace="rcluster")
+log = logger()
 
 # Redis's PROTO_INLINE_MAX_SIZE: the longest line (inline command or a
 # length header) buffered while waiting for its end.

@@ -8,6 +8,7 @@ process it starts is stopped, whatever happens.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,18 +22,18 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 def free_port(bus: bool = True) -> int:
-    """A loopback port that is free, and (with bus) port+10000 too."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 55000 or not bus:
-            if not bus:
-                return port
-            continue
+    """A loopback port that is free, and (with bus) port+10000 too.
+
+    Picked below the kernel's ephemeral range (32768 and up on Linux), so
+    outgoing connections - bus links between nodes - can't take a port
+    between the moment it is picked and the moment a node binds it."""
+    for _ in range(500):
+        port = random.randrange(15000, 22000)
+        wanted = (port, port + 10000) if bus else (port,)
         try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 10000))
+            for candidate in wanted:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
         except OSError:
             continue
         return port

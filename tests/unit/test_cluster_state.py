@@ -277,12 +277,12 @@ class SlotTests(TestCase):
         self.assertTrue(state.add_slot(me, 16383))
         self.assertFalse(state.add_slot(me, 0))
         self.assertIs(state.slot_owner(0), me)
-        self.assertEqual((me.numslots, me.slots, me.bitmap),
-                         (2, [0, 16383], 1 | 1 << 16383))
+        self.assertEqual((me.numslots, me.slots, me.bitmap, state.slots_assigned),
+                         (2, [0, 16383], 1 | 1 << 16383, 2))
         self.assertTrue(state.del_slot(0))
         self.assertFalse(state.del_slot(0))
         self.assertIsNone(state.slot_owner(0))
-        self.assertEqual(me.slots, [16383])
+        self.assertEqual((me.slots, state.slots_assigned), ([16383], 1))
         # Our shard lost the slot: its shard channels must go.
         self.assertEqual(state.host.removed_channel_slots, [0])
 
@@ -447,6 +447,10 @@ class GossipTests(TestCase):
         self.assertEqual(len(chosen), 3)               # max(19 // 10, 3)
         self.assertEqual(len(set(chosen)), 3)
         self.assertNotIn(a.myself, chosen)
+        # Nothing is said to a node about itself (it can't learn from it).
+        receiver = a.nodes[b.myself.name]
+        for _ in range(50):
+            self.assertNotIn(receiver, select_gossip(a, receiver))
         # PFAIL nodes are always added, on top.
         for node in list(a.nodes.values())[5:7]:
             node.flags |= NODE_PFAIL

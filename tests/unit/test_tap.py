@@ -3,7 +3,7 @@
 - ``twistd rcluster`` options: defaults < --config < options < --set,
   --tls, clean usage errors; NodeService assembly on a MemoryReactorClock;
 - ``rcluster-server``: redis-server's argument grammar and config layering;
-- rcluster.logging: Redis's log line format and loglevel filtering.
+- rcluster.logs: Redis's log line format and loglevel filtering.
 """
 import io
 import os
@@ -19,7 +19,7 @@ from twisted.trial.unittest import TestCase
 
 from rcluster import launcher, tap
 from rcluster.config import Settings
-from rcluster.logging import RedisLogObserver, format_line, level_of
+from rcluster.logs import RedisLogObserver, format_line, level_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

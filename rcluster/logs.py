@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import time
 
-from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.logger import (ILogObserver, Logger, LogLevel, formatEvent,
+                            globalLogPublisher)
 from zope.interface import implementer
 
 LEVELS = ("debug", "verbose", "notice", "warning")
@@ -74,3 +75,28 @@ class RedisLogObserver:
         elif self.stream is not None:
             self.stream.write(line)
             self.stream.flush()
+
+
+@implementer(ILogObserver)
+class LevelGate:
+    """Where rcluster's loggers publish: events below the node's
+    ``loglevel`` stop here, so no observer (twistd's own log file
+    included) is flooded with debug lines such as "Pinging node"."""
+
+    def __init__(self):
+        self.settings = None          # the node's Settings, once known
+
+    def __call__(self, event):
+        settings = self.settings
+        minimum = LEVELS.index(settings.loglevel) if settings is not None \
+            else LEVELS.index("notice")
+        if level_of(event) >= minimum:
+            globalLogPublisher(event)
+
+
+GATE = LevelGate()
+
+
+def logger(namespace: str = "rcluster") -> Logger:
+    """The Logger every rcluster module logs with."""
+    return Logger(namespace=namespace, observer=GATE)
