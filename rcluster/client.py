@@ -47,7 +47,7 @@ class Client:
         "closed", "blocked", "multi", "multi_error", "dirty_cas", "watched",
         "channels", "patterns", "shard_channels", "asking", "readonly",
         "last_cmd", "kind", "no_evict", "no_touch", "tls", "reply_mode",
-        "flags_extra", "fd", "__weakref__",
+        "flags_extra", "fd", "plain", "__weakref__",
     )
 
     def __init__(self, server, client_id, addr="", laddr="",
@@ -94,6 +94,7 @@ class Client:
         self.tls = False
         self.reply_mode = ON      # CLIENT REPLY: on | off | skip | skipping
         self.flags_extra = set()
+        self.refresh()
 
     # -- input ------------------------------------------------------------
     def feed(self, data: bytes):
@@ -101,7 +102,12 @@ class Client:
         parser = self.parser
         if parser is None or self.closing:
             return    # Redis reads nothing more from a closing client
-        self.last_interaction = self.server.clock.seconds()
+        server = self.server
+        now = server.clock.seconds()
+        self.last_interaction = now
+        # Redis caches the time per command; per batch is as good (a batch
+        # runs in microseconds) and spares a clock read per request.
+        server.keyspace.now = int(now * 1000)
         try:
             batch = parser.feed(data, self.blocked is None and not self.pending)
         except QueryBufferOverflow as err:
@@ -120,6 +126,7 @@ class Client:
             return    # the batch running now carries on by itself
         if self.blocked is None:
             self.in_batch = True
+            self.server.keyspace.now = self.server.now_ms()
             try:
                 self._run()
             finally:
@@ -245,6 +252,18 @@ class Client:
         self.authenticated = value
         if self.parser is not None:
             self.parser.strict_auth = not value
+        self.refresh()
+
+    def refresh(self):
+        """Recompute ``plain``: a client whose requests need none of the
+        per-connection checks (authenticated, outside MULTI, a normal
+        connection, not in RESP2 pub/sub mode).  Called after anything
+        that may change those: the server does after every command that
+        is not plain itself, pub/sub after a subscription change."""
+        self.plain = (self.authenticated and self.multi is None
+                      and self.kind == "normal"
+                      and (self.resp3 or not (self.channels or self.patterns
+                                              or self.shard_channels)))
 
     def set_reply_mode(self, mode: str):
         """CLIENT REPLY ON|OFF|SKIP (lower case).  The command answers OK

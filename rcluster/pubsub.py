@@ -33,6 +33,7 @@ class PubSub:
             return False
         mine.add(channel)
         table.setdefault(channel, {})[client] = None
+        client.refresh()
         return True
 
     def unsubscribe(self, client, channel, shard=False) -> bool:
@@ -46,6 +47,7 @@ class PubSub:
             subscribers.pop(client, None)
             if not subscribers:
                 del table[channel]
+        client.refresh()
         return True
 
     def psubscribe(self, client, pattern) -> bool:
@@ -55,6 +57,7 @@ class PubSub:
         if pattern not in self.patterns:
             self._matchers[pattern] = compile_glob(pattern)
         self.patterns.setdefault(pattern, {})[client] = None
+        client.refresh()
         return True
 
     def punsubscribe(self, client, pattern) -> bool:
@@ -67,6 +70,7 @@ class PubSub:
             if not subscribers:
                 del self.patterns[pattern]
                 self._matchers.pop(pattern, None)
+        client.refresh()
         return True
 
     def forget(self, client):

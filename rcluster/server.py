@@ -13,7 +13,7 @@ imports the reactor.
 from __future__ import annotations
 
 import os
-import time
+from time import perf_counter_ns as _clock_ns
 
 
 from rcluster.blocking import BLOCKED, Blocking
@@ -31,6 +31,13 @@ NOAUTH = Error("NOAUTH Authentication required.")
 # Commands that run, instead of being queued, inside MULTI.
 _MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit",
                             "reset"))
+# Commands that change what execute() checks about a connection (its
+# authentication, MULTI, pub/sub mode, RESP version or kind): they always
+# take the checked path, after which Client.plain is recomputed.
+_CONNECTION_STATE = frozenset((
+    "auth", "hello", "multi", "exec", "discard", "reset", "quit", "monitor",
+    "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe",
+    "sunsubscribe", "sync", "psync", "replconf"))
 # Connections Redis flags CLIENT_SLAVE: replicas, and MONITOR clients.
 _REPLICA_KINDS = frozenset(("replica", "monitor"))
 _PUBSUB_CONTEXT = frozenset(("ping", "subscribe", "ssubscribe", "unsubscribe",
@@ -49,6 +56,9 @@ class Server:
         # Every row, subcommands included: statistics are sums over them.
         self._all_rows = [row for top in self.table for row in
                           (top, *top.subcommands.values())]
+        for row in self._all_rows:
+            row.plain = row.guard is None and \
+                row.name.partition("|")[0] not in _CONNECTION_STATE
         self.keyspace = Keyspace()
         self.keyspace.on_expire = self._key_expired
         self.stats = Stats(clock.seconds())
@@ -110,9 +120,14 @@ class Server:
         return int(self.clock.seconds() * 1000)
 
     def execute(self, c: Client, argv):
-        """Run one request from a client (Redis's processCommand)."""
-        self.keyspace.now = int(self.clock.seconds() * 1000)
-        # Fast path: a plain command by the exact bytes the client sent.
+        """Run one request from a client (Redis's processCommand).
+
+        ``keyspace.now`` is set by the caller (once per batch of requests).
+        A plain client running a plain command needs none of the
+        per-connection checks; everything else goes through them, and the
+        client's ``plain`` flag is refreshed after it."""
+        # A command row by the exact bytes the client sent (b"SET", b"set"):
+        # spares lower-casing and decoding on every request.
         cmd = self._by_raw_name.get(argv[0])
         if cmd is None or (cmd.arity != len(argv) if cmd.arity > 0
                            else len(argv) < -cmd.arity):
@@ -126,6 +141,38 @@ class Server:
             if not cmd.name.count("|") and not cmd.subcommands and \
                     len(self._by_raw_name) < 4096:
                 self._by_raw_name[argv[0]] = cmd
+        if c.plain and cmd.plain and self.pause_type is None:
+            if cmd.keyed and not self._route(c, cmd, argv):
+                return
+            self.call(c, cmd, argv)
+        else:
+            self._execute_checked(c, cmd, argv)
+            c.refresh()
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+
+    def _route(self, c, cmd, argv) -> bool:
+        """Cluster redirection: False (and the error replied) when another
+        node serves the request."""
+        router = self.router
+        if router is not None:
+            redirect = router(c, cmd, argv)
+            if redirect is None:
+                return True
+            cmd.rejected_calls += 1
+            if cmd.name == "exec":
+                self.discard_transaction(c)
+                c.reply(redirect)
+            else:
+                self._reject(c, redirect)
+            return False
+        if cmd.keyed and self.settings.cluster_enabled:
+            # Cluster mode before the cluster layer is up.
+            self._reject(c, Error("CLUSTERDOWN Hash slot not served"))
+            return False
+        return True
+
+    def _execute_checked(self, c: Client, cmd, argv):
         if not c.authenticated and "no_auth" not in cmd.flags:
             self._reject(c, NOAUTH)
             return
@@ -139,19 +186,7 @@ class Server:
         if multi is not None and "no_multi" in cmd.flags:
             self._reject(c, Error("ERR Command not allowed inside a transaction"))
             return
-        if self.router is not None:
-            if cmd.has_keys or cmd.name == "exec":
-                redirect = self.router(c, cmd, argv)
-                if redirect is not None:
-                    cmd.rejected_calls += 1
-                    if cmd.name == "exec":
-                        self.discard_transaction(c)
-                        c.reply(redirect)
-                    else:
-                        self._reject(c, redirect)
-                    return
-        elif self.settings.cluster_enabled and cmd.has_keys:
-            self._reject(c, Error("CLUSTERDOWN Hash slot not served"))
+        if (cmd.keyed or cmd.name == "exec") and not self._route(c, cmd, argv):
             return
         if not c.resp3 and (c.channels or c.patterns or c.shard_channels) \
                 and cmd.name not in _PUBSUB_CONTEXT:
@@ -176,8 +211,6 @@ class Server:
             c.reply(QUEUED)
             return
         self.call(c, cmd, argv)
-        if self.blocking.ready:
-            self.blocking.serve_ready()
 
     @property
     def cluster_connections(self) -> int:
@@ -212,12 +245,12 @@ class Server:
         blocked client being retried gets it through Blocking.unblock)."""
         ks = self.keyspace
         dirty = ks.dirty
-        start = time.perf_counter_ns()
+        start = _clock_ns()
         try:
             reply = cmd.handler(c, argv)
         except CommandError as err:
             reply = Error(str(err))
-        cmd.usec += (time.perf_counter_ns() - start) // 1000
+        cmd.usec += (_clock_ns() - start) // 1000
         cmd.calls += 1
         c.last_cmd = cmd
         if reply.__class__ is Error:

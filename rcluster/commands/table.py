@@ -204,6 +204,14 @@ class Command:
     # A check run at dispatch, before the command is queued or run: returns
     # an error text to refuse it (DEBUG's enable-debug-command gate).
     guard: Callable | None = None
+    # Set by the server when it adopts the row: may this command skip the
+    # per-connection checks when the client is plain (see Server.execute)?
+    plain: bool = False
+    # Has key arguments (cached: routing asks for every request).
+    keyed: bool = field(init=False, default=False)
+
+    def __post_init__(self):
+        self.keyed = bool(self.key_specs) or self.get_keys is not None
 
     def key_positions(self, argv, include_not_keys=False) -> list:
         """Key positions; raises InvalidKeys when they can't be found.
@@ -245,7 +253,7 @@ class Command:
 
     @property
     def has_keys(self) -> bool:
-        return bool(self.key_specs) or self.get_keys is not None
+        return self.keyed
 
     @property
     def legacy_range(self):
@@ -398,6 +406,14 @@ class CommandTable:
             providers = discover_providers()
         for provider in providers:
             for row in provider.commands():
+                if row.name in table.commands:
+                    # A plugin extends the table; it never replaces a row.
+                    from rcluster.logs import logger
+                    logger().warn(
+                        "Command provider {provider}: '{name}' already "
+                        "exists, ignored", provider=getattr(
+                            provider, "name", provider), name=row.name)
+                    continue
                 table.add(_copy(row), None)
         return table
 
