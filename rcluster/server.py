@@ -76,6 +76,7 @@ class Server:
         # the cluster layer; with cluster-enabled and none installed yet,
         # keyed commands answer CLUSTERDOWN.
         self.router = None
+        self.cluster_mode = settings.cluster_enabled     # immutable directive
         self.cluster = None               # the cluster state, in cluster mode
         # Replication hook: called with (argv) for each write to propagate.
         self.propagate = None
@@ -142,7 +143,8 @@ class Server:
                     len(self._by_raw_name) < 4096:
                 self._by_raw_name[argv[0]] = cmd
         if c.plain and cmd.plain and self.pause_type is None:
-            if cmd.keyed and not self._route(c, cmd, argv):
+            if cmd.keyed and self.cluster_mode and \
+                    not self._route(c, cmd, argv):
                 return
             self.call(c, cmd, argv)
         else:
