@@ -8,7 +8,7 @@ it waiting.  A deadline fires through the injected clock's callLater.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rcluster.resp.codec import Error
 
@@ -23,8 +23,8 @@ class BlockedOn:
     argv: list
     timeout_reply: object
     timer: object = None
-    retrying: bool = field(default=False)
-    ready_key: bytes = None       # the written key a retry is serving
+    # While the command runs again after a write: the key written.
+    ready_key: bytes = None
 
 
 class Blocking:
@@ -36,6 +36,7 @@ class Blocking:
 
     @property
     def count(self) -> int:
+        """Clients waiting on keys now."""
         return sum(1 for c in self.server.clients.values()
                    if isinstance(c.blocked, BlockedOn))
 
@@ -48,7 +49,7 @@ class Blocking:
         if self.server.in_exec:
             return timeout_reply
         current = client.blocked
-        if isinstance(current, BlockedOn) and current.retrying:
+        if isinstance(current, BlockedOn) and current.ready_key is not None:
             return BLOCKED
         entry = BlockedOn(tuple(keys), cmd, list(argv), timeout_reply)
         for key in entry.keys:
@@ -65,7 +66,7 @@ class Blocking:
         """The written key a blocked client's command is being retried for,
         or None when the command runs normally."""
         entry = client.blocked
-        if isinstance(entry, BlockedOn) and entry.retrying:
+        if isinstance(entry, BlockedOn):
             return entry.ready_key
         return None
 
@@ -94,11 +95,10 @@ class Blocking:
                     entry = client.blocked
                     if not isinstance(entry, BlockedOn):
                         continue
-                    entry.retrying = True
                     entry.ready_key = key
                     server.keyspace.now = server.now_ms()
                     reply = server.call(client, entry.cmd, entry.argv, send=False)
-                    entry.retrying = False
+                    entry.ready_key = None
                     if reply is not BLOCKED:
                         self.unblock(client, reply)
 

@@ -28,12 +28,6 @@ from rcluster.logs import logger
 
 log = logger()
 
-# Client flags reported by CLIENT LIST (Redis's one-letter codes).
-FLAG_LETTERS = (("replica", "S"), ("master", "M"), ("pubsub", "P"),
-                ("multi", "x"), ("blocked", "b"), ("dirty_cas", "d"),
-                ("close_after_reply", "c"), ("readonly", "r"),
-                ("no_evict", "e"), ("no_touch", "T"))
-
 # CLIENT REPLY modes.  SKIP is armed by CLIENT REPLY SKIP; the command
 # after it runs in SKIPPING, silenced, then the mode is back ON.
 ON, OFF, SKIP, SKIPPING = "on", "off", "skip", "skipping"
@@ -42,13 +36,13 @@ _BULK_HEADERS = [b"$%d\r\n" % size for size in range(1024)]
 
 class Client:
     __slots__ = (
-        "server", "id", "addr", "laddr", "name", "lib_name", "lib_ver",
+        "server", "id", "addr", "laddr", "name",
         "resp3", "authenticated", "user", "created", "last_interaction",
         "parser", "pending", "out", "write", "close", "in_batch", "closing",
         "closed", "blocked", "multi", "multi_error", "dirty_cas", "watched",
         "channels", "patterns", "shard_channels", "asking", "readonly",
         "last_cmd", "kind", "no_evict", "no_touch", "tls", "reply_mode",
-        "flags_extra", "fd", "plain", "__weakref__",
+        "fd", "plain", "__weakref__",
     )
 
     def __init__(self, server, client_id, addr="", laddr="",
@@ -59,8 +53,6 @@ class Client:
         self.laddr = laddr
         self.fd = -1
         self.name = b""
-        self.lib_name = b""
-        self.lib_ver = b""
         self.resp3 = False
         self.authenticated = not server.requires_auth
         self.user = "default"
@@ -94,7 +86,6 @@ class Client:
         self.no_touch = False
         self.tls = False
         self.reply_mode = ON      # CLIENT REPLY: on | off | skip | skipping
-        self.flags_extra = set()
         self.refresh()
 
     # -- input ------------------------------------------------------------

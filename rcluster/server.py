@@ -15,15 +15,14 @@ from __future__ import annotations
 import os
 from time import perf_counter_ns as _clock_ns
 
-
 from rcluster.blocking import BLOCKED, Blocking
 from rcluster.client import Client
 from rcluster.commands.table import CommandError, CommandTable
 from rcluster.keyspace import Keyspace
+from rcluster.logs import logger
 from rcluster.pubsub import PubSub
 from rcluster.resp.codec import QUEUED, Error
 from rcluster.stats import Stats
-from rcluster.logs import logger
 
 log = logger()
 
@@ -78,7 +77,8 @@ class Server:
         self.router = None
         self.cluster_mode = settings.cluster_enabled     # immutable directive
         self.cluster = None               # the cluster state, in cluster mode
-        # Replication hook: called with (argv) for each write to propagate.
+        # Replication hook: called with (client, command, argv) for each
+        # write to propagate (client None for an expiry's DEL).
         self.propagate = None
         self.shutdown_hook = None         # callable(save: bool|None)
         # MONITOR hook: called with (client, command, argv) after each call.
@@ -168,7 +168,7 @@ class Server:
             else:
                 self._reject(c, redirect)
             return False
-        if cmd.keyed and self.settings.cluster_enabled:
+        if cmd.keyed and self.cluster_mode:
             # Cluster mode before the cluster layer is up.
             self._reject(c, Error("CLUSTERDOWN Hash slot not served"))
             return False

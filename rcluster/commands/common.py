@@ -103,7 +103,7 @@ def parse_float(arg: bytes, error: str = NOT_FLOAT) -> float:
     return parsed[0]
 
 
-def parse_timeout(arg: bytes, now_ms: int = 0) -> int:
+def parse_timeout(arg: bytes) -> int:
     """A blocking command's timeout in seconds -> milliseconds, 0 = forever
     (Redis's getTimeoutFromObjectOrReply: long double, rounded up; what
     doesn't fit a long long wraps negative on x86, hence "negative")."""

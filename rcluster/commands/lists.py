@@ -440,7 +440,7 @@ def rpoplpush(c, argv):
 
 def _blocking_pop(c, argv, left: bool, name: str):
     """BLPOP/BRPOP key [key ...] timeout -> [key, element]."""
-    timeout = parse_timeout(argv[-1], c.server.now_ms())
+    timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
     for key in c.server.blocking.serve_order(c, keys):
         lst = _source(c, key)
@@ -470,7 +470,7 @@ def brpop(c, argv):
 
 
 def _blocking_move(c, argv, from_left, to_left, timeout_arg, name):
-    timeout = parse_timeout(timeout_arg, c.server.now_ms())
+    timeout = parse_timeout(timeout_arg)
     source = argv[1]
     if _source(c, source) is None:
         return _block(c, name, (source,), timeout, argv, None)
@@ -505,7 +505,7 @@ def brpoplpush(c, argv):
                     "the number of elements returned.", **_G)
 def blmpop(c, argv):
     keys, left, count = _parse_mpop(argv, 2)
-    timeout = parse_timeout(argv[1], c.server.now_ms())
+    timeout = parse_timeout(argv[1])
     reply = _mpop(c, keys, left, count)
     if reply is None:
         return _block(c, "blmpop", keys, timeout, argv, NULL_ARRAY)

@@ -564,7 +564,7 @@ def zpopmax(c, argv):
 
 
 def _bzpop(c, argv, highest: bool, name: str):
-    timeout = parse_timeout(argv[-1], c.server.keyspace.now)
+    timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
     key, zs = _first_zset(c, keys)
     if zs is None:
@@ -633,7 +633,7 @@ def zmpop(c, argv):
          complexity=_MPOP_COMPLEXITY, **_G)
 def bzmpop(c, argv):
     keys, highest, count = _parse_zmpop(argv, 2)
-    timeout = parse_timeout(argv[1], c.server.keyspace.now)
+    timeout = parse_timeout(argv[1])
     key, zs = _first_zset(c, keys)
     if zs is None:
         return c.server.blocking.block(c, keys, timeout,
