@@ -1,5 +1,5 @@
 # Two entry points, both safe on a fresh machine:
-#   make cluster   - set up, then start a local 3-master cluster (redis-cli -c -p 30001)
+#   make cluster   - set up, then start a local 3 masters + 3 replicas cluster (redis-cli -c -p 30001)
 #   make test      - set up (venv + Debian redis-server/redis-tools), then run every test
 PYTHON ?= python3
 VENV   := .venv

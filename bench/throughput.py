@@ -32,10 +32,14 @@ from tests.integration.harness import NodeProcess  # noqa: E402
 PIN = len(os.sched_getaffinity(0)) >= 2
 
 
-def benchmark(port, test, pipeline, requests, clients=50):
+def benchmark(port, test, pipeline, requests, clients=50, command=()):
+    """requests/s of one redis-benchmark run: the built-in ``test``, or
+    with ``command`` (its argv, e.g. ["-r", "1000", "setbit", ...]) a
+    custom command instead."""
+    what = list(command) if command else ["-t", test]
     out = subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
-         "-n", str(requests), "-P", str(pipeline), "-t", test, "-q"],
+         "-n", str(requests), "-P", str(pipeline), "-q", *what],
         capture_output=True, text=True, timeout=600,
         preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if PIN else None).stdout
     match = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))

@@ -99,6 +99,9 @@ class Blocking:
                     server.keyspace.now = server.now_ms()
                     reply = server.call(client, entry.cmd, entry.argv, send=False)
                     entry.ready_key = None
+                    # Each served client is an execution unit of its own.
+                    if server.write_path.active:
+                        server.write_path.flush()
                     if reply is not BLOCKED:
                         self.unblock(client, reply)
 

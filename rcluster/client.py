@@ -42,7 +42,7 @@ class Client:
         "closed", "blocked", "multi", "multi_error", "dirty_cas", "watched",
         "channels", "patterns", "shard_channels", "asking", "readonly",
         "last_cmd", "kind", "no_evict", "no_touch", "tls", "reply_mode",
-        "fd", "plain", "__weakref__",
+        "fd", "plain", "propagation", "tracking", "__weakref__",
     )
 
     def __init__(self, server, client_id, addr="", laddr="",
@@ -86,6 +86,11 @@ class Client:
         self.no_touch = False
         self.tls = False
         self.reply_mode = ON      # CLIENT REPLY: on | off | skip | skipping
+        # How the running command propagates, when not as called (see
+        # propagation.py): a rewritten argv, or PREVENT.
+        self.propagation = None
+        # CLIENT TRACKING settings (tracking.ClientTracking), None when off.
+        self.tracking = None
         self.refresh()
 
     # -- input ------------------------------------------------------------
@@ -225,6 +230,13 @@ class Client:
     def flush(self):
         out = self.out
         if out:
+            barrier = self.server.reply_barrier
+            if barrier is not None and not self.closed:
+                # appendfsync always: replies wait for this reactor turn's
+                # AOF fsync, which flushes the client again (group commit,
+                # see persistence/aof.py).
+                barrier.add(self)
+                return
             if not self.closed:
                 data = b"".join(out) if len(out) > 1 else out[0]
                 if data:
@@ -288,6 +300,13 @@ class Client:
             letters.append("x")
         if self.blocked is not None:
             letters.append("b")
+        tracking = self.tracking
+        if tracking is not None:
+            letters.append("t")
+            if tracking.broken:
+                letters.append("R")
+            if tracking.bcast:
+                letters.append("B")
         if self.dirty_cas:
             letters.append("d")
         if self.closing:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rcluster.glob import compile_glob
 from rcluster.resp.codec import split_args
@@ -35,6 +35,12 @@ class Directive:
     sensitive: bool = False
     # Settable at run time only as enable-protected-configs allows.
     protected: bool = False
+    # Accepted (so redis.conf files load) but without effect here: a value
+    # away from the default is warned about (``unhonoured_warning``).
+    honoured: bool = True
+    # Redis's HIDDEN_CONFIG: CONFIG GET with a pattern doesn't list it
+    # (its exact name still answers).
+    hidden: bool = False
 
     @property
     def attr(self) -> str:
@@ -68,6 +74,17 @@ def _e(name, default, choices, mutable=True, aliases=()):
 
 
 _PROTECTED = ("no", "yes", "local")
+
+
+def _unhonoured(d: Directive) -> Directive:
+    """The same row, flagged accepted-but-without-effect."""
+    return replace(d, honoured=False)
+
+
+def _hidden(d: Directive) -> Directive:
+    """The same row, flagged HIDDEN_CONFIG."""
+    return replace(d, hidden=True)
+
 
 DIRECTIVES = (
     # Network and process.
@@ -192,6 +209,15 @@ DIRECTIVES = (
     _b("aof-timestamp-enabled", False),
     _b("aof-rewrite-incremental-fsync", True),
     _b("aof-disable-auto-gc", False),
+    # Redis 7.0's HIDDEN_CONFIG directives (test and debug knobs, left out
+    # of CONFIG GET patterns).  The delays and the loading interval act
+    # (persistence/service.py); the other two have no effect here.
+    _hidden(_i("rdb-key-save-delay", 0, -_I - 1, _I)),
+    _hidden(_i("key-load-delay", 0, -_I - 1, _I)),
+    _hidden(_i("loading-process-events-interval-bytes", 2 * 1024 * 1024,
+               1024, _I)),
+    _hidden(_unhonoured(_b("use-exit-on-panic", False))),
+    _hidden(_unhonoured(_i("watchdog-period", 0, 0, _I))),
     # Replication.
     Directive("replicaof", "replicaof", "", False, ("slaveof",)),
     _b("replica-serve-stale-data", True, aliases=("slave-serve-stale-data",)),
@@ -528,6 +554,16 @@ class Settings:
             setattr(self, d.attr, _default(d))
 
     # -- reading --------------------------------------------------------
+    def unhonoured_warnings(self) -> list:
+        """Warnings for directives set away from their default that have
+        no effect here (logged at start-up and by CONFIG SET)."""
+        out = []
+        for d in DIRECTIVES:
+            text = unhonoured_warning(d, getattr(self, d.attr))
+            if text is not None:
+                out.append(text)
+        return out
+
     def get(self, name: str):
         return getattr(self, BY_NAME[name].attr)
 
@@ -545,6 +581,8 @@ class Settings:
             matcher = compile_glob(pattern.encode("utf-8", "surrogateescape"),
                                    nocase=True)
             for d in DIRECTIVES:
+                if d.hidden:
+                    continue
                 for name in (d.name,) + d.aliases:
                     if name not in found and matcher(name.encode()):
                         found[name] = (name, self._show(d))
@@ -597,6 +635,11 @@ class Settings:
             self._restore(old, cwd)
             raise _set_error(failed.name, err) from None
         self.changed.update(d.name for d, _ in converted)
+        for d, value in converted:
+            text = unhonoured_warning(d, value)
+            if text is not None:
+                from rcluster.logs import logger
+                logger().warn("{warning}", warning=text)
 
     def _check_names(self, pairs, allow_protected) -> list:
         """Redis's first pass: unknown, immutable, protected, duplicates."""
@@ -734,6 +777,15 @@ class Settings:
         if d.kind == "memory":
             return [(f"{name} {format_memory(value)}", changed)]
         return [(f"{name} {_format(d, value)}", changed)]
+
+
+def unhonoured_warning(d: Directive, value):
+    """The warning for a directive rcluster accepts but does not act on,
+    set to ``value``; None when it is honoured or left at its default."""
+    if d.honoured or value == _default(d):
+        return None
+    return (f"Directive '{d.name}' is accepted but has no effect in "
+            f"rcluster (set to '{_format(d, value)}')")
 
 
 def _default(d: Directive):

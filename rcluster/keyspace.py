@@ -5,8 +5,10 @@ storage: counting or listing the keys of a slot (CLUSTER COUNTKEYSINSLOT,
 GETKEYSINSLOT, resharding) costs O(keys in that slot), and keeping it up to
 date costs nothing extra per write.
 
-Values are Python objects by type: ``bytes`` (string), ``collections.deque``
-(list), ``dict`` (hash), ``set`` (set), ``ZSet`` (sorted set).
+Values are Python objects by type: ``bytes`` or ``bytearray`` (string; a
+bytearray once a command edited it in place, see commands/common.py),
+``collections.deque`` (list), ``dict`` (hash), ``set`` (set), ``ZSet``
+(sorted set).
 
 Time is a number the server sets (``now``, unix ms) before each command, as
 Redis caches its clock per command; nothing here reads a clock.  Expired
@@ -24,7 +26,7 @@ from rcluster.cluster.keyslot import SLOTS, keyslot
 
 class Keyspace:
     __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
-                 "_heap", "replica_mode")
+                 "_heap", "replica_mode", "before_write")
 
     def __init__(self):
         self.slots = [{} for _ in range(SLOTS)]
@@ -40,6 +42,12 @@ class Keyspace:
         # A replica never expires keys itself: it reports them missing and
         # waits for its master's DEL (Redis's behaviour).
         self.replica_mode = False
+        # Called with a slot number (None: every slot) before anything in
+        # that slot changes, and with (slot, key) before key's value is
+        # changed in place (for_write), while a snapshot runs
+        # (persistence/snapshot.py: point-in-time saves without fork);
+        # None otherwise.
+        self.before_write = None
 
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):
@@ -54,10 +62,19 @@ class Keyspace:
             when = self.expires.get(key)
             if when is not None and when <= self.now:
                 if self.replica_mode:
-                    return None
+                    # 2: running our master's stream, where keys are never
+                    # expired (they go with the master's DEL), as Redis.
+                    return value if self.replica_mode == 2 else None
                 self._expire(key, table)
                 return None
         return value
+
+    def for_write(self, key: bytes):
+        """The live value of key, about to be changed in place (or None):
+        lookup, after the snapshot hook had its chance to save the value."""
+        if self.before_write is not None:
+            self.before_write(keyslot(key), key)
+        return self.lookup(key)
 
     def __contains__(self, key: bytes) -> bool:
         return self.lookup(key) is not None
@@ -84,9 +101,12 @@ class Keyspace:
     def set(self, key: bytes, value, keepttl: bool = False):
         """Store value under key (a new or replaced key)."""
         if 123 in key:     # a "{": maybe a hash tag (int test: memchr)
-            table = self.slots[keyslot(key)]
+            slot = keyslot(key)
         else:
-            table = self.slots[crc_hqx(key, 0) & 16383]
+            slot = crc_hqx(key, 0) & 16383
+        if self.before_write is not None:
+            self.before_write(slot)
+        table = self.slots[slot]
         if key not in table:
             self.count += 1
         elif not keepttl and self.expires:
@@ -96,16 +116,28 @@ class Keyspace:
 
     def add(self, key: bytes, value):
         """Store a value under a key known to be absent (fresh containers)."""
-        self.slots[keyslot(key)][key] = value
+        slot = keyslot(key)
+        if self.before_write is not None:
+            self.before_write(slot)
+        self.slots[slot][key] = value
         self.count += 1
         self.dirty += 1
 
     def touch(self, key: bytes, changes: int = 1):
-        """Record an in-place change of key's value (LPUSH on a list...)."""
+        """Record an in-place change of key's value (LPUSH on a list...).
+
+        The change is already made: a command mutating a container in
+        place gets it through ``for_write`` (or common.write), which runs
+        the snapshot hook first; this call is only a safety net."""
+        if self.before_write is not None:
+            self.before_write(keyslot(key))
         self.dirty += changes
 
     def delete(self, key: bytes) -> bool:
-        table = self.slots[keyslot(key)]
+        slot = keyslot(key)
+        if self.before_write is not None:
+            self.before_write(slot)
+        table = self.slots[slot]
         if table.pop(key, None) is None:
             return False
         self.count -= 1
@@ -116,6 +148,8 @@ class Keyspace:
 
     def set_expire(self, key: bytes, when_ms: int):
         """Give an existing key a deadline (unix ms)."""
+        if self.before_write is not None:
+            self.before_write(keyslot(key))
         self.expires[key] = when_ms
         heap = self._heap
         heapq.heappush(heap, (when_ms, key))
@@ -126,12 +160,16 @@ class Keyspace:
         self.dirty += 1
 
     def persist(self, key: bytes) -> bool:
+        if self.before_write is not None and key in self.expires:
+            self.before_write(keyslot(key))
         if self.expires.pop(key, None) is None:
             return False
         self.dirty += 1
         return True
 
     def flush(self) -> int:
+        if self.before_write is not None:
+            self.before_write(None)
         removed = self.count
         self.slots = [{} for _ in range(SLOTS)]
         self.expires = {}
@@ -141,6 +179,8 @@ class Keyspace:
         return removed
 
     def _expire(self, key, table):
+        if self.before_write is not None:
+            self.before_write(keyslot(key))
         table.pop(key, None)
         self.count -= 1
         self.expires.pop(key, None)
@@ -176,6 +216,8 @@ class Keyspace:
 
     def delete_slot(self, slot: int) -> int:
         """Drop every key of a slot (CLUSTER DELSLOTS after a reshard...)."""
+        if self.before_write is not None:
+            self.before_write(slot)
         table = self.slots[slot]
         removed = len(table)
         if self.expires:

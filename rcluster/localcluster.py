@@ -1,17 +1,20 @@
 """``rcluster-cluster start|stop|status|clean``: a local cluster in one command.
 
-In the spirit of Redis's utils/create-cluster: ``start`` launches N nodes
-(default 3 masters) as daemonized ``twistd rcluster`` processes on
-127.0.0.1 from a base port, gives each its share of the 16384 slots and
-its own config epoch (as ``redis-cli --cluster create`` does), joins them
-with CLUSTER MEET, waits for ``cluster_state:ok`` on every node and prints
-how to connect.  Everything lives under one run directory (default
+In the spirit of Redis's utils/create-cluster: ``start`` launches N masters
+(default 3) and R replicas per master (``--replicas``, default 1) as
+daemonized ``twistd rcluster`` processes on 127.0.0.1 from a base port
+(masters first), gives each master its share of the 16384 slots and its
+own config epoch (as ``redis-cli --cluster create`` does), joins them with
+CLUSTER MEET, attaches the replicas with CLUSTER REPLICATE, waits for
+``cluster_state:ok`` on every node and every replica's link to be up,
+and prints how to connect.  Everything lives under one run directory (default
 ./run/cluster), a sub-directory per port with the node's pid file, log
 and nodes.conf.
 
 ``stop`` stops exactly the processes ``start`` launched, found by their
 pid files; the nodes.conf files stay, so the next ``start`` brings the
-same cluster back.  ``status`` shows each node's view; ``clean`` stops
+same cluster back.  ``status`` shows each node's view, role and (for a
+replica) the state of its replication link; ``clean`` stops
 the nodes and removes what ``start`` created.
 """
 from __future__ import annotations
@@ -178,19 +181,39 @@ def launch(run_dir, ports, node_timeout):
         raise Failure("could not start every node:\n  " + "\n  ".join(errors))
 
 
-def create(ports):
+def create(ports, masters):
     """Slots and config epochs first (so no node waits out the minority
-    rejoin delay, and no epoch collision needs resolving), then MEET."""
+    rejoin delay, and no epoch collision needs resolving), then MEET;
+    then each replica (the ports after the masters', dealt round-robin)
+    replicates its master once it knows it."""
     for epoch, (port, (low, high)) in enumerate(
-            zip(ports, slot_ranges(len(ports))), start=1):
+            zip(ports[:masters], slot_ranges(masters)), start=1):
         call(port, "CLUSTER", "ADDSLOTSRANGE", low, high)
         call(port, "CLUSTER", "SET-CONFIG-EPOCH", epoch)
     for port in ports[1:]:
         call(ports[0], "CLUSTER", "MEET", "127.0.0.1", port)
+    for i, port in enumerate(ports[masters:]):
+        master = ports[i % masters]
+        master_id = call(master, "CLUSTER", "MYID").decode()
+        wait_for(lambda port=port, master_id=master_id:
+                 master_id.encode() in call(port, "CLUSTER", "NODES", timeout=1),
+                 30, f"node {port} to learn its master {master}")
+        call(port, "CLUSTER", "REPLICATE", master_id)
+
+
+def replication_fields(port) -> dict:
+    return info_fields(call(port, "INFO", "replication", timeout=1))
+
+
+def replica_link_up(port) -> bool:
+    fields = replication_fields(port)
+    return fields.get("role") != "slave" or \
+        fields.get("master_link_status") == "up"
 
 
 def start(args):
-    run_dir, ports = args.dir, [args.base_port + i for i in range(args.nodes)]
+    total = args.nodes * (1 + args.replicas)
+    run_dir, ports = args.dir, [args.base_port + i for i in range(total)]
     running = running_nodes(run_dir)
     if running:
         raise Failure(f"a cluster started from {run_dir} is already running "
@@ -215,10 +238,13 @@ def start(args):
             wait_for(lambda port=port: call(port, "PING", timeout=1) == b"PONG",
                      30, f"the node on port {port}")
         if not known:
-            create(ports)
+            create(ports, args.nodes)
         for port in ports:
             wait_for(lambda port=port: cluster_info(port)["cluster_state"] == "ok",
                      60, f"cluster_state:ok on port {port}")
+        for port in ports:
+            wait_for(lambda port=port: replica_link_up(port), 60,
+                     f"the replication link of the replica on port {port}")
     except BaseException:
         # All or nothing: no half-started cluster is left behind, and no
         # half-created one for the next start to bring back.
@@ -227,7 +253,9 @@ def start(args):
             remove_node_files(run_dir)
         raise
     what = "restarted from its nodes.conf files" if known else "created"
-    print(f"rcluster: {len(ports)} masters on 127.0.0.1:{describe_ports(ports)} "
+    shape = f"{args.nodes} masters" + (
+        f" + {total - args.nodes} replicas" if total > args.nodes else "")
+    print(f"rcluster: {shape} on 127.0.0.1:{describe_ports(ports)} "
           f"({what}), cluster_state:ok")
     print(f"  connect:  redis-cli -c -p {ports[0]}")
     print(f"  check:    redis-cli --cluster check 127.0.0.1:{ports[0]}")
@@ -312,11 +340,24 @@ def status(args):
             healthy = False
             continue
         healthy &= fields.get("cluster_state") == "ok"
+        try:
+            role = describe_role(port)
+        except (OSError, ConnectionError, ReplyError) as err:
+            role = f"role:? ({err})"
         print(f"127.0.0.1:{port} pid {running[port]} "
               f"cluster_state:{fields.get('cluster_state')} "
               f"known_nodes:{fields.get('cluster_known_nodes')} "
-              f"slots_assigned:{fields.get('cluster_slots_assigned')}")
+              f"slots_assigned:{fields.get('cluster_slots_assigned')} {role}")
     return 0 if healthy else 1
+
+
+def describe_role(port) -> str:
+    """'role:master' or 'role:replica of <port> link:up|down'."""
+    fields = replication_fields(port)
+    if fields.get("role") != "slave":
+        return "role:master"
+    return (f"role:replica of {fields.get('master_port', '?')} "
+            f"link:{fields.get('master_link_status', '?')}")
 
 
 def remove_node_files(run_dir):
@@ -355,6 +396,8 @@ def main(argv=None):
     parser.add_argument("action", choices=tuple(ACTIONS))
     parser.add_argument("--nodes", type=int, default=3,
                         help="number of masters (default 3)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="replicas per master (default 1)")
     parser.add_argument("--base-port", type=int, default=30001,
                         help="port of the first node (default 30001)")
     parser.add_argument("--node-timeout", type=int, default=5000,
@@ -365,9 +408,12 @@ def main(argv=None):
     args.dir = os.path.abspath(args.dir)
     if not 1 <= args.nodes <= 100:
         parser.error("--nodes must be between 1 and 100")
-    if not 1 <= args.base_port <= 65535 - BUS_PORT_OFFSET - args.nodes + 1:
+    if not 0 <= args.replicas <= 10:
+        parser.error("--replicas must be between 0 and 10")
+    total = args.nodes * (1 + args.replicas)
+    if not 1 <= args.base_port <= 65535 - BUS_PORT_OFFSET - total + 1:
         parser.error(f"--base-port must leave room for the bus ports "
-                     f"(at most {65535 - BUS_PORT_OFFSET - args.nodes + 1})")
+                     f"(at most {65535 - BUS_PORT_OFFSET - total + 1})")
     try:
         return ACTIONS[args.action](args) or 0
     except Failure as err:

@@ -4,8 +4,9 @@
 command up in the one command table, check arity, authentication,
 transaction state, cluster routing, pub/sub context and client pauses,
 then ``call`` it.  ``call`` runs the handler and does the bookkeeping
-every write shares: WATCH invalidation, waking clients blocked on the
-keys it wrote, statistics and the propagation hook.
+every call shares (statistics, MONITOR); what a write changed goes
+through the write path (``propagation.WritePath``): replicas and the AOF,
+WATCH, clients blocked on the keys, tracking.
 
 Time comes from the injected clock (``IReactorTime``): the server never
 imports the reactor.
@@ -20,6 +21,7 @@ from rcluster.client import Client
 from rcluster.commands.table import CommandError, CommandTable
 from rcluster.keyspace import Keyspace
 from rcluster.logs import logger
+from rcluster.propagation import WritePath
 from rcluster.pubsub import PubSub
 from rcluster.resp.codec import QUEUED, Error
 from rcluster.stats import Stats
@@ -27,6 +29,7 @@ from rcluster.stats import Stats
 log = logger()
 
 NOAUTH = Error("NOAUTH Authentication required.")
+LOADING = Error("LOADING Redis is loading the dataset in memory")
 # Commands that run, instead of being queued, inside MULTI.
 _MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit",
                             "reset"))
@@ -39,6 +42,7 @@ _CONNECTION_STATE = frozenset((
     "sunsubscribe", "sync", "psync", "replconf"))
 # Connections Redis flags CLIENT_SLAVE: replicas, and MONITOR clients.
 _REPLICA_KINDS = frozenset(("replica", "monitor"))
+_UNPAUSED = frozenset(("replica", "master"))
 _PUBSUB_CONTEXT = frozenset(("ping", "subscribe", "ssubscribe", "unsubscribe",
                              "sunsubscribe", "psubscribe", "punsubscribe",
                              "quit", "reset"))
@@ -77,19 +81,45 @@ class Server:
         self.router = None
         self.cluster_mode = settings.cluster_enabled     # immutable directive
         self.cluster = None               # the cluster state, in cluster mode
-        # Replication hook: called with (client, command, argv) for each
-        # write to propagate (client None for an expiry's DEL).
-        self.propagate = None
+        self.cluster_engine = None        # its engine (cluster/engine.py)
+        # Where every change goes: sinks (AOF, replication) register here.
+        self.write_path = WritePath(self)
         self.shutdown_hook = None         # callable(save: bool|None)
         # MONITOR hook: called with (client, command, argv) after each call.
         self.monitor = None
         self.active_expire = True         # DEBUG SET-ACTIVE-EXPIRE
+        self.cron_paused = False          # DEBUG PAUSE-CRON
         self.run_id = os.urandom(20).hex()
+        # Replication identity (Redis's replid/replid2 and offset): a
+        # master without replicas keeps its first id and offset 0.
+        self.replid = os.urandom(20).hex()
+        self.replid2 = "0" * 40
+        self.master_repl_offset = 0
         self.started = clock.seconds()
         self.lastsave = int(clock.seconds())
         self.dirty_at_save = 0
         self.role = "master"
         self.extensions = {}              # per-plugin state, by name
+        # Lua scripts and functions (rcluster/scripting).
+        from rcluster.scripting import Scripting
+        self.scripts = Scripting(self)
+        # Client-side caching (tracking.Tracking), made by the first
+        # CLIENT TRACKING on.
+        self.tracking = None
+        # Persistence gates (persistence/service.py): while loading, only
+        # commands flagged "loading" run; write_refusal (an Error, e.g.
+        # MISCONF after a failed background save) refuses writes and PING.
+        self.loading = False
+        self.write_refusal = None
+        # Replication gates (replication/service.py): a callable (client,
+        # command) -> Error or None (READONLY, MASTERDOWN, NOREPLICAS), set
+        # only while one may apply; None otherwise.
+        self.repl_gate = None
+        self.second_repl_offset = -1
+        # appendfsync always: a set while replies wait for the AOF fsync of
+        # this reactor turn (Client.flush parks its client there; the AOF
+        # flushes them after the fsync), else None.
+        self.reply_barrier = None
 
     # -- clients ------------------------------------------------------------
     @property
@@ -109,12 +139,24 @@ class Server:
         self.blocking.forget(client)
         self.unwatch_all(client)
         self.pubsub.forget(client)
+        if client.tracking is not None:
+            self.tracking.disable(client)
         if client in self.paused:
             self.paused.remove(client)
 
     def log_protocol_error(self, client, error):
         log.info("Protocol error ({reason}) from client: id={id} addr={addr}",
                  reason=error.reason, id=client.id, addr=client.addr)
+
+    def refresh_gates(self):
+        """After a change of ``loading`` or ``write_refusal``: while either
+        is set, every command takes the checked path (where they are
+        enforced), so the fast path pays nothing for them."""
+        gated = self.loading or self.write_refusal is not None or \
+            self.repl_gate is not None or self.scripts.busy is not None
+        for row in self._all_rows:
+            row.plain = not gated and row.guard is None and \
+                row.name.partition("|")[0] not in _CONNECTION_STATE
 
     # -- the command pipeline --------------------------------------------
     def now_ms(self) -> int:
@@ -150,6 +192,8 @@ class Server:
         else:
             self._execute_checked(c, cmd, argv)
             c.refresh()
+        if self.write_path.active:
+            self.write_path.flush()
         if self.blocking.ready:
             self.blocking.serve_ready()
 
@@ -188,7 +232,8 @@ class Server:
         if multi is not None and "no_multi" in cmd.flags:
             self._reject(c, Error("ERR Command not allowed inside a transaction"))
             return
-        if (cmd.keyed or cmd.name == "exec") and not self._route(c, cmd, argv):
+        if (cmd.keyed or cmd.name == "exec") and c.kind != "master" and \
+                not self._route(c, cmd, argv):
             return
         if not c.resp3 and (c.channels or c.patterns or c.shard_channels) \
                 and cmd.name not in _PUBSUB_CONTEXT:
@@ -197,12 +242,30 @@ class Server:
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
                 "context" % cmd.name))
             return
+        if self.repl_gate is not None:
+            refusal = self.repl_gate(c, cmd)
+            if refusal is not None:
+                self._reject(c, refusal)
+                return
+        if self.loading and "loading" not in cmd.flags:
+            self._reject(c, LOADING)
+            return
+        if self.write_refusal is not None and c.kind != "master" and (
+                "write" in cmd.flags or cmd.name == "ping"):
+            self._reject(c, self.write_refusal)
+            return
+        if self.scripts.busy is not None and "allow_busy" not in cmd.flags:
+            # A script past busy-reply-threshold (see rcluster/scripting).
+            self._reject(c, self.scripts.busy_error())
+            return
         if c.kind in _REPLICA_KINDS and (
                 "write" in cmd.flags or "readonly" in cmd.flags
                 or "may_replicate" in cmd.flags):
             self._reject(c, Error("ERR Replica can't interact with the keyspace"))
             return
-        if self.pause_type is not None and c.kind != "replica" and \
+        # Replicas are never paused, nor is our master's stream (parking
+        # one of its commands would reorder the ones after it).
+        if self.pause_type is not None and c.kind not in _UNPAUSED and \
                 self._paused_for(cmd, c):
             c.pending.appendleft(argv)
             c.blocked = "pause"
@@ -258,24 +321,16 @@ class Server:
         if reply.__class__ is Error:
             cmd.failed_calls += 1
             self.stats.count_error(reply)
-        if ks.dirty != dirty and (self.watched_keys or self.blocking.keys
-                                  or self.propagate is not None):
-            self._after_write(c, cmd, argv)
+        if ks.dirty != dirty:
+            wp = self.write_path
+            if wp.active or self.watched_keys or self.blocking.keys or \
+                    wp.key_listeners:
+                wp.command_done(c, cmd, argv)
         if self.monitor is not None:
             self.monitor(c, cmd, argv)
         if send and reply is not BLOCKED:
             c.reply(reply)
         return reply
-
-    def _after_write(self, c, cmd, argv):
-        if self.watched_keys or self.blocking.keys:
-            keys = cmd.write_keys(argv)
-            if self.watched_keys:
-                self.touch_watched(keys)
-            if self.blocking.keys:
-                self.blocking.signal(keys)
-        if self.propagate is not None:
-            self.propagate(c, cmd, argv)
 
     # -- transactions and WATCH ------------------------------------------
     def discard_transaction(self, c: Client):
@@ -321,8 +376,7 @@ class Server:
             for client in watchers:
                 if not client.watched.get(key):
                     client.dirty_cas = True
-        if self.propagate is not None:
-            self.propagate(None, self.table.get("del"), [b"DEL", key])
+        self.write_path.deleted(key, self.settings.lazyfree_lazy_expire)
 
     # -- CLIENT PAUSE -----------------------------------------------------
     def _paused_for(self, cmd, c) -> bool:
@@ -364,10 +418,17 @@ class Server:
     # -- periodic work ----------------------------------------------------
     def cron(self):
         """Called every 1/hz seconds: active expiry, idle clients, stats."""
+        if self.cron_paused:
+            return
         now = self.clock.seconds()
         self.keyspace.now = int(now * 1000)
         if self.active_expire:
             self.keyspace.expire_cycle()
+            # Each expired key's DEL goes alone (no MULTI), as Redis does.
+            self.write_path.flush(wrap=False)
+            # Clients blocked on a key that expired (XREADGROUP) hear now.
+            if self.blocking.ready:
+                self.blocking.serve_ready()
         self.stats.sample(now, self.total_commands_processed)
         timeout = self.settings.timeout
         if timeout:

@@ -169,10 +169,21 @@ class NodeService(service.MultiService):
             self._listen(settings.tls_port, RespFactory(self.server, tls=True),
                          tls.server_context(settings))
         CronService(settings, self.server.cron, reactor).setServiceParent(self)
+        from rcluster.persistence.service import PersistenceService
+        self.persistence = PersistenceService(self.server, settings, reactor)
+        self.persistence.setServiceParent(self)
+        from rcluster.replication.service import ReplicationService
+        self.replication = ReplicationService(self.server, settings, reactor)
+        self.replication.setServiceParent(self)
         if settings.cluster_enabled:
             from rcluster.cluster.service import ClusterService
             self.cluster = ClusterService(self.server, settings, reactor)
             self.cluster.setServiceParent(self)
+            # Replication follows the cluster's role decisions
+            # (CLUSTER REPLICATE, failover): node None = become a master.
+            host = getattr(self.cluster, "host", None)
+            if host is not None:
+                host.on_replicate = self.replication.on_replicate
 
     def role(self) -> str:
         """The role letter of Redis's log lines: M(aster) or S (replica)."""
@@ -183,25 +194,15 @@ class NodeService(service.MultiService):
         return RedisLogObserver(self.settings, self.role, stream)
 
     def _listen(self, port, factory, tls_context=None):
-        reactor, backlog = self.reactor, self.settings.tcp_backlog
-        for address in self.settings.bind:
-            interface = _interface(address.lstrip("-"))
-            if tls_context is None:
-                def listen(interface=interface):
-                    return reactor.listenTCP(port, factory, backlog, interface)
-            else:
-                def listen(interface=interface):
-                    return reactor.listenSSL(port, factory, tls_context,
-                                             backlog, interface)
-            listener = Listener(listen, optional=address.startswith("-"))
-            listener.setServiceParent(self)
-            self.ports.append(listener)
+        self.ports += listen_everywhere(self, self.reactor, self.settings,
+                                        port, factory, tls_context)
 
     def startService(self):
         if self.observer is not None:
             globalLogPublisher.addObserver(self.observer)
         super().startService()
-        for warning in self.settings.warnings:
+        for warning in self.settings.warnings + \
+                self.settings.unhonoured_warnings():
             self.log.warn("{warning}", warning=warning)
         if self.settings.pidfile:
             with open(self.settings.pidfile, "w") as fh:
@@ -224,7 +225,31 @@ class NodeService(service.MultiService):
     def shutdown(self, save=None):
         """SHUTDOWN: stop the reactor (twistd stops the services)."""
         self.log.info("User requested shutdown...")
+        failure = self.persistence.prepare_shutdown(
+            save, force=getattr(self.server, "shutdown_force", False))
+        if failure:
+            return failure
         self.reactor.callLater(0, self.reactor.stop)
+
+
+def listen_everywhere(parent, reactor, settings, port, factory,
+                      tls_context=None) -> list:
+    """A Listener service under ``parent`` for each 'bind' address (the
+    client ports and the cluster bus share it)."""
+    backlog, listeners = settings.tcp_backlog, []
+    for address in settings.bind:
+        interface = _interface(address.lstrip("-"))
+        if tls_context is None:
+            def listen(interface=interface):
+                return reactor.listenTCP(port, factory, backlog, interface)
+        else:
+            def listen(interface=interface):
+                return reactor.listenSSL(port, factory, tls_context,
+                                         backlog, interface)
+        listener = Listener(listen, optional=address.startswith("-"))
+        listener.setServiceParent(parent)
+        listeners.append(listener)
+    return listeners
 
 
 def _interface(address: str) -> str:

@@ -1,7 +1,7 @@
 """The cluster bus on Twisted: a thin adapter between sockets and Links.
 
-All protocol logic is in the sans-IO ClusterState; this module accepts
-peers on the bus port, opens the outbound links the cron asks for, and
+All protocol logic is in the sans-IO cluster engine (engine.py); this
+module accepts peers on the bus port, opens the outbound links the cron asks for, and
 moves bytes.  With ``tls-cluster yes`` both directions use TLS
 (``rcluster.tls``).
 """
@@ -16,19 +16,19 @@ log = logger("rcluster.cluster")
 class BusProtocol(Protocol):
     """One bus connection, inbound or outbound."""
 
-    def __init__(self, state, link=None):
-        self.state = state
+    def __init__(self, engine, link=None):
+        self.engine = engine
         self.link = link            # given for outbound, made for inbound
 
     def connectionMade(self):
         transport = self.transport
         outbound = self.link is not None
         if outbound and self.link.closed:
-            # The state gave up on this link while we were connecting.
+            # The engine gave up on this link while we were connecting.
             transport.loseConnection()
             return
         if not outbound:
-            self.link = self.state.accept_link()
+            self.link = self.engine.accept_link()
         for name in ("setTcpNoDelay", "setTcpKeepAlive"):
             option = getattr(transport, name, None)  # TCP transports only
             if option is not None:
@@ -36,8 +36,7 @@ class BusProtocol(Protocol):
         self.link.attach(transport.write, transport.loseConnection,
                          _host(transport.getHost()), _host(transport.getPeer()))
         if outbound:
-            self.state.link_connected(self.link)
-            self.state.before_sleep()
+            self.engine.link_connected(self.link)
         else:
             peer = transport.getPeer()
             log.info("Accepting cluster node connection from {peer}",
@@ -46,13 +45,12 @@ class BusProtocol(Protocol):
 
     def dataReceived(self, data):
         if self.link is not None and not self.link.closed:
-            self.state.link_data(self.link, data)
+            self.engine.link_data(self.link, data)
 
     def connectionLost(self, reason):
         link = self.link
         if link is not None and not link.closed:
-            self.state.link_lost(link)
-            self.state.before_sleep()
+            self.engine.link_lost(link)
 
 
 class BusServerFactory(Factory):
@@ -60,11 +58,11 @@ class BusServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, state):
-        self.state = state
+    def __init__(self, engine):
+        self.engine = engine
 
     def buildProtocol(self, addr):
-        protocol = BusProtocol(self.state)
+        protocol = BusProtocol(self.engine)
         protocol.factory = self
         return protocol
 
@@ -74,12 +72,12 @@ class LinkFactory(ClientFactory):
 
     noisy = False
 
-    def __init__(self, state, link):
-        self.state = state
+    def __init__(self, engine, link):
+        self.engine = engine
         self.link = link
 
     def buildProtocol(self, addr):
-        protocol = BusProtocol(self.state, self.link)
+        protocol = BusProtocol(self.engine, self.link)
         protocol.factory = self
         return protocol
 
@@ -90,21 +88,20 @@ class LinkFactory(ClientFactory):
                  ip=node.ip if node else "?", port=node.cport if node else 0,
                  why=reason.getErrorMessage(), redis_level="verbose")
         if not self.link.closed:
-            self.state.link_lost(self.link)
-            self.state.before_sleep()
+            self.engine.link_lost(self.link)
 
 
 class Connector:
-    """Opens outbound links for the state (installed as state.connector)."""
+    """Opens outbound links for the engine (installed as engine.connector)."""
 
-    def __init__(self, state, settings, reactor):
-        self.state = state
+    def __init__(self, engine, settings, reactor):
+        self.engine = engine
         self.settings = settings
         self.reactor = reactor
 
     def __call__(self, link):
         node = link.node
-        factory = LinkFactory(self.state, link)
+        factory = LinkFactory(self.engine, link)
         timeout = max(self.settings.cluster_node_timeout / 1000.0, 1.0)
         bind = self.settings.bind_source_addr or None
         bind_address = (bind, 0) if bind else None

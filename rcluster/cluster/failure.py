@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from rcluster.cluster import messages as m
 from rcluster.cluster.messages import NODE_FAIL, NODE_PFAIL, FailBody, Message
-from rcluster.cluster.state import (FAIL_UNDO_TIME_MULT, TODO_SAVE_CONFIG,
-                                    TODO_UPDATE_STATE)
+from rcluster.cluster.state import (FAIL_UNDO_TIME_MULT, TODO_NODE_FAILED,
+                                    TODO_SAVE_CONFIG, TODO_UPDATE_STATE)
 from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
@@ -32,7 +32,7 @@ def mark_failing_if_needed(state, node):
     node.fail_time = state.now()
     # Even a replica broadcasts: the reports it counted came from masters.
     send_fail(state, node.name)
-    state.todo |= TODO_UPDATE_STATE | TODO_SAVE_CONFIG
+    state.todo |= TODO_UPDATE_STATE | TODO_SAVE_CONFIG | TODO_NODE_FAILED
 
 
 def clear_failure_if_needed(state, node):

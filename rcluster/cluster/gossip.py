@@ -11,6 +11,7 @@ from __future__ import annotations
 
 
 from rcluster.cluster import messages as m
+from rcluster.cluster.failure import mark_failing_if_needed
 from rcluster.cluster.messages import (
     NODE_FAIL, NODE_HANDSHAKE, NODE_NOADDR, NODE_PFAIL, Gossip, Message,
     PingBody)
@@ -89,7 +90,6 @@ def broadcast_pong(state, local_replicas_only: bool = False):
 
 def process_gossip_section(state, header, body, link):
     """Learn from what the sender says about other nodes."""
-    from rcluster.cluster.failure import mark_failing_if_needed
     sender = link.node if link.node is not None else state.lookup(header.sender)
     me = state.myself
     now = state.now()

@@ -9,7 +9,7 @@ PUBLISH, UPDATE and the failover messages.
 from __future__ import annotations
 
 
-from rcluster.cluster import messages as m
+from rcluster.cluster import failover, messages as m
 from rcluster.cluster.failure import clear_failure_if_needed
 from rcluster.cluster.gossip import (process_gossip_section,
                                      process_ping_extensions, send_ping)
@@ -21,7 +21,8 @@ from rcluster.cluster.messages import (NODE_FAIL, NODE_HANDSHAKE,
 from rcluster.cluster.node import valid_name
 from rcluster.cluster.slotconfig import (check_stale_claims,
                                          update_slots_config_with)
-from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_UPDATE_STATE
+from rcluster.cluster.state import (TODO_NODE_FAILED, TODO_SAVE_CONFIG,
+                                    TODO_UPDATE_STATE)
 from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
@@ -44,6 +45,7 @@ def process_packet(state, link, message):
         sender.data_received = now
         if not sender.in_handshake:
             follow_epochs(state, sender, header, now)
+            failover.master_paused_offset(state, sender, header)
 
     if msg_type in (m.PING, m.MEET):
         answer_ping(state, link, header, body, sender)
@@ -55,10 +57,15 @@ def process_packet(state, link, message):
         if sender is not None:
             state.host.deliver(body.channel, body.message,
                                msg_type == m.PUBLISHSHARD)
-    elif msg_type in (m.FAILOVER_AUTH_REQUEST, m.FAILOVER_AUTH_ACK,
-                      m.MFSTART):
-        if sender is not None and state.failover is not None:
-            state.failover.receive(link, sender, header)
+    elif msg_type == m.FAILOVER_AUTH_REQUEST:
+        if sender is not None:
+            failover.send_failover_auth_if_needed(state, sender, header)
+    elif msg_type == m.FAILOVER_AUTH_ACK:
+        if sender is not None:
+            failover.process_auth_ack(state, sender, header)
+    elif msg_type == m.MFSTART:
+        if sender is not None:
+            failover.process_mfstart(state, link, sender)
     elif msg_type == m.UPDATE:
         process_update(state, body, sender)
     elif msg_type == m.MODULE:
@@ -249,7 +256,7 @@ def process_fail(state, header, body, sender, now):
                  sender=sender.name, name=name)
         failing.flags = (failing.flags & ~NODE_PFAIL) | NODE_FAIL
         failing.fail_time = now
-        state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+        state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_NODE_FAILED
 
 
 def process_update(state, body, sender):

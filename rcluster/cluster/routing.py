@@ -23,7 +23,11 @@ DOWN = Error("CLUSTERDOWN The cluster is down")
 DOWN_RO = Error("CLUSTERDOWN The cluster is down and only accepts read commands")
 UNBOUND = Error("CLUSTERDOWN Hash slot not served")
 
-_SHARD_PUBSUB = frozenset(("ssubscribe", "sunsubscribe", "spublish"))
+
+def _shard_pubsub(cmd) -> bool:
+    """SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: flagged pubsub, with keys (the
+    router sees keyed commands only; Redis tests CMD_PUBSUB too)."""
+    return "pubsub" in cmd.flags
 
 
 class Router:
@@ -62,7 +66,7 @@ class Router:
             calls = c.multi
         else:
             calls = ((cmd, argv),)
-        shard_pubsub = cmd.name in _SHARD_PUBSUB
+        shard_pubsub = _shard_pubsub(cmd)
         firstkey = None
         slot = 0
         owner = None
@@ -140,7 +144,7 @@ def _only_key_is_first_arg(cmd) -> bool:
     command table's arity check guarantees argv[1] is there)."""
     specs = cmd.key_specs
     if cmd.get_keys is not None or len(specs) != 1 or \
-            cmd.name in _SHARD_PUBSUB or cmd.name == "exec":
+            _shard_pubsub(cmd) or cmd.name == "exec":
         return False
     spec = specs[0]
     return spec.index == 1 and spec.lastkey == 0 and \

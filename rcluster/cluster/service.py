@@ -6,9 +6,10 @@ clusterInit does before serving anything: a config file in use by another
 node or a corrupt one stops the process with Redis's message.  Starting
 the service listens on the bus port and runs the 100 ms cron.
 
-The state is published as ``server.cluster`` for the CLUSTER commands
-and INFO, client redirection is installed as ``server.router``, and
-PUBLISH/SPUBLISH reach the bus through ``server.pubsub.on_publish``.
+The state (the model) is published as ``server.cluster`` and the engine
+(where events and CLUSTER commands enter) as ``server.cluster_engine``;
+client redirection is installed as ``server.router``, and PUBLISH/SPUBLISH
+reach the bus through ``server.pubsub.on_publish``.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from twisted.internet.task import LoopingCall
 
 from rcluster.cluster import nodesconf
 from rcluster.cluster.bus import BusServerFactory, Connector
+from rcluster.cluster.engine import ClusterEngine
 from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.nodesconf import ConfigFile, NodesConfError
 from rcluster.cluster.routing import Router
-from rcluster.cluster.state import PORT_INCR, ClusterState, Host
+from rcluster.cluster.state import PORT_INCR, ClusterState, Host, bus_port
 from rcluster.logs import logger
+from rcluster.replication.service import CONNECTED
 
 log = logger("rcluster.cluster")
 
@@ -35,13 +38,21 @@ class ServerHost(Host):
     """The cluster's view of the node's keyspace, pub/sub and replication.
 
     Replication plugs in by setting ``on_replicate`` (called with the
-    master ClusterNode, or None to become a master) and
-    ``replication_available``; ``server.repl_offset`` is sent in headers
-    when the server has one."""
+    master ClusterNode, or None to become a master); the replication
+    service (``server.extensions["replication"]``) gives the offset sent
+    in headers and the data age of a replica."""
 
     def __init__(self, server):
         self.server = server
         self.on_replicate = None
+
+    @property
+    def _replication(self):
+        return self.server.extensions.get("replication")
+
+    @property
+    def replication_available(self):
+        return self.on_replicate is not None
 
     def count_keys_in_slot(self, slot):
         return self.server.keyspace.count_in_slot(slot)
@@ -49,19 +60,20 @@ class ServerHost(Host):
     def delete_keys_in_slot(self, slot):
         server = self.server
         keys = server.keyspace.keys_in_slot(slot, server.keyspace.count_in_slot(slot))
-        delete = server.table.get("del")
+        write_path = server.write_path
+        lazy = server.settings.lazyfree_lazy_server_del
         for key in keys:
             server.keyspace.delete(key)
-            if server.propagate is not None:
-                server.propagate(None, delete, [b"DEL", key])
+            write_path.deleted(key, lazy)
         server.touch_watched(keys)
+        write_path.flush(wrap=False)
         return len(keys)
 
     def db_size(self):
         return len(self.server.keyspace)
 
     def empty_data(self):
-        self.server.touch_all_watched()
+        self.server.write_path.flushed(None)
         self.server.keyspace.flush()
 
     def deliver(self, channel, message, shard):
@@ -71,13 +83,39 @@ class ServerHost(Host):
         pubsub = self.server.pubsub
         for channel in [c for c in pubsub.shard_channels if keyslot(c) == slot]:
             pubsub.unsubscribe_shard_channel_everywhere(channel)
+        # Our shard lost the slot: the keys of it that clients track are
+        # invalidated too (a choice of rcluster's: see tracking.py).
+        if self.server.tracking is not None:
+            self.server.tracking.slot_lost(slot)
 
     def repl_offset(self):
-        return getattr(self.server, "repl_offset", 0)
+        service = self._replication
+        if service is not None and self.server.role == "replica":
+            return service.replica_offset()
+        return self.server.master_repl_offset
+
+    def repl_data_age(self):
+        service = self._replication
+        if service is None:
+            return 0
+        now = service.reactor.seconds()
+        if service.state == CONNECTED:
+            since = service.last_io
+        else:
+            since = service.down_since
+        # Redis counts whole seconds here (server.unixtime); a replica that
+        # never had a link has data as old as the epoch, as in Redis.
+        return int(now - since) * 1000 if since else int(now) * 1000
 
     def replicate(self, node):
         if self.on_replicate is not None:
             self.on_replicate(node)
+
+    def pause_writes(self, until_ms):
+        self.server.pause("write", until_ms / 1000.0)
+
+    def unpause_writes(self):
+        self.server.unpause()
 
 
 class ClusterService(service.MultiService):
@@ -95,14 +133,15 @@ class ClusterService(service.MultiService):
             self.bus_port = self._bus_port()
         except NodesConfError as err:
             _fatal(str(err))
-        state.config_file = self.config_file
-        state.fatal = _die
-        state.connector = Connector(state, settings, reactor)
+        self.engine = engine = ClusterEngine(state, None, self.config_file,
+                                             _die)
+        engine.connector = Connector(engine, settings, reactor)
         server.cluster = state
+        server.cluster_engine = engine
         server.router = Router(state, server)
         server.pubsub.on_publish = state.propagate_publish
         self._listen()
-        self._cron = LoopingCall(state.cron)
+        self._cron = LoopingCall(engine.cron)
         self._cron.clock = reactor
 
     def _load_config(self):
@@ -130,30 +169,18 @@ class ClusterService(service.MultiService):
                 "Redis port number too high. Cluster communication port is "
                 "10,000 port numbers higher than your Redis port. Your Redis "
                 "port number must be 55535 or less.")
-        return s.cluster_port or port + PORT_INCR
+        return bus_port(s)
 
     def _listen(self):
-        from rcluster.tap import Listener, _interface
-        factory = BusServerFactory(self.state)
-        reactor, port, s = self.reactor, self.bus_port, self.settings
+        from rcluster.tap import listen_everywhere
+        s = self.settings
         context = None
         if s.tls_cluster:
             from rcluster.tls import server_context
             context = server_context(s, bus=True)
-        self.listeners = []
-        for address in s.bind:
-            interface = _interface(address.lstrip("-"))
-            if context is None:
-                def listen(interface=interface):
-                    return reactor.listenTCP(port, factory, s.tcp_backlog,
-                                             interface)
-            else:
-                def listen(interface=interface):
-                    return reactor.listenSSL(port, factory, context,
-                                             s.tcp_backlog, interface)
-            listener = Listener(listen, optional=address.startswith("-"))
-            listener.setServiceParent(self)
-            self.listeners.append(listener)
+        self.listeners = listen_everywhere(
+            self, self.reactor, s, self.bus_port,
+            BusServerFactory(self.engine), context)
 
     def startService(self):
         super().startService()

@@ -1,23 +1,23 @@
 """The cluster as this node sees it (Redis's ``clusterState``), sans-IO.
 
-``ClusterState`` holds the nodes, the slot table, the epochs, the FORGET
-blacklist and the bus statistics, and implements the primitive changes
-(add/delete/rename a node, bind/unbind a slot, bump the config epoch,
-evaluate cluster_state).  The protocol logic lives next to it, as
+``ClusterState`` is the data model: the nodes, the slot table, the epochs,
+the FORGET blacklist, the election and manual-failover variables and the
+bus statistics, with the primitive changes (add/delete/rename a node,
+bind/unbind a slot, bump the config epoch, evaluate cluster_state).  It
+imports nothing above it.  The protocol logic lives next to it, as
 functions taking the state: gossip.py (PING/PONG/MEET), receive.py (what
-a packet does), failure.py (PFAIL/FAIL), slotconfig.py (slot ownership by
-configEpoch, UPDATE) and cron.py (the 100 ms timer).
+a packet does), failure.py (PFAIL/FAIL), failover.py (elections, votes,
+manual failover, replica migration) and slotconfig.py (slot ownership by
+configEpoch, UPDATE).  Events enter through engine.py (link data, the
+100 ms cron, before_sleep, saving nodes.conf), which sits above them all.
 
 Nothing here does I/O or reads a clock: time comes from the ``now``
 callable (unix ms), randomness from ``rng``, and everything the rest of
 the node must do (count or delete keys, deliver a PUBLISH, replicate a
-master) goes through ``host`` (see :class:`Host`).  Links are opened with
-the ``connector`` callable the bus installs, and nodes.conf is written
-through ``config_file``; both may stay None (unit tests).
+master) goes through ``host`` (see :class:`Host`).
 
 Changes that must be persisted or that may change cluster_state set
-``todo`` bits; ``before_sleep()`` - called by the bus after each batch of
-packets, by the cron and by CLUSTER commands - acts on them, as Redis's
+``todo`` bits; the engine's ``before_sleep()`` acts on them, as Redis's
 clusterBeforeSleep does.
 """
 from __future__ import annotations
@@ -27,11 +27,11 @@ import random
 
 
 from rcluster.cluster import messages as m
-from rcluster.cluster.link import Link
+from rcluster.cluster.link import Link  # noqa: F401 (type of node.link)
 from rcluster.cluster.messages import (
     NODE_FAIL, NODE_HANDSHAKE, NODE_MASTER, NODE_MEET, NODE_MIGRATE_TO,
     NODE_MYSELF, NODE_NOFAILOVER, NODE_PFAIL, NODE_SLAVE, SLOTS, STATE_FAIL,
-    STATE_OK, BusProtocolError, Header, Message)
+    STATE_OK, Header, Message)
 from rcluster.cluster.node import ClusterNode, valid_name
 from rcluster.logs import logger
 
@@ -47,9 +47,22 @@ WRITABLE_DELAY = 2000
 
 # before_sleep() work (Redis's CLUSTER_TODO_*).  Unlike Redis, every save
 # is fsync'd: the file is small and changes are rare.
+TODO_HANDLE_FAILOVER = 1 << 0
 TODO_UPDATE_STATE = 1 << 1
 TODO_SAVE_CONFIG = 1 << 2
+TODO_HANDLE_MANUALFAILOVER = 1 << 4
+TODO_NODE_FAILED = 1 << 5     # a node was flagged FAIL (failover.py)
 TODO_SAVE_ALL = TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+
+
+def bus_port(settings, port: int | None = None) -> int:
+    """The cluster bus port: cluster-port, or the client port + 10000.
+    With ``port``, the bus port a peer at that client port has by
+    default (CLUSTER MEET without a bus port)."""
+    if port is not None:
+        return port + PORT_INCR
+    client = settings.tls_port if settings.tls_cluster else settings.port
+    return settings.cluster_port or client + PORT_INCR
 
 
 class Host:
@@ -78,10 +91,22 @@ class Host:
         """Our shard lost a slot: its shard channels are unsubscribed."""
 
     def repl_offset(self) -> int:
+        """Our replication offset (a replica: how far it processed)."""
+        return 0
+
+    def repl_data_age(self) -> int:
+        """A replica: ms since it last heard from its master (or since the
+        link went down); the failover data-age check uses it."""
         return 0
 
     def replicate(self, node):
         """Replicate ``node`` (a ClusterNode), or stop replicating (None)."""
+
+    def pause_writes(self, until_ms: int):
+        """Manual failover, master side: hold writers until then."""
+
+    def unpause_writes(self):
+        """The manual failover ended: writers go on."""
 
 
 class ClusterState:
@@ -91,12 +116,6 @@ class ClusterState:
         self.now = now                      # () -> unix time in ms
         self.host = host if host is not None else Host()
         self.random = rng if rng is not None else random.Random()
-        self.connector = None               # (Link) -> None: open it
-        self.config_file = None             # nodesconf.ConfigFile
-        self.fatal = None                   # (message) -> never returns
-        # Failover (another module): .receive(link, sender, header) for
-        # AUTH_REQUEST/AUTH_ACK/MFSTART, .cron() every 100 ms.
-        self.failover = None
         self.nodes: dict = {}               # name -> ClusterNode
         self.myself: ClusterNode | None = None
         self.current_epoch = 0
@@ -118,7 +137,20 @@ class ClusterState:
         self.stats_received = [0] * m.TYPE_COUNT
         self.stats_pfail_nodes = 0
         self.links_buffer_limit_exceeded = 0
-        self.mf_end = 0                     # manual failover deadline (ms)
+        # Elections (failover.py; Redis's failover_auth_* fields).
+        self.failover_auth_time = 0         # when our election may start
+        self.failover_auth_count = 0        # votes received
+        self.failover_auth_sent = False     # requests sent this election
+        self.failover_auth_rank = 0
+        self.failover_auth_epoch = 0
+        self.cant_failover_reason = 0
+        self.cant_failover_logged = 0       # when that reason was logged
+        # Manual failover (both sides; mf_end 0 = none in progress).
+        self.mf_end = 0                     # deadline (ms)
+        self.mf_can_start = False           # replica: may start the election
+        self.mf_replica = None              # master: the replica asking
+        self.mf_master_offset = -1          # replica: master's paused offset
+        self.drop_packet_filter = -1        # DEBUG DROP-CLUSTER-PACKET-FILTER
         self._first_update_time = 0
         self._among_minority_time = 0
         self._announced_ip = None
@@ -178,7 +210,7 @@ class ClusterState:
         s = self.settings
         port = s.tls_port if s.tls_cluster else s.port
         pport = s.port if s.tls_cluster else 0
-        cport = s.cluster_port or port + PORT_INCR
+        cport = bus_port(s)
         if s.tls_cluster and s.cluster_announce_tls_port:
             port, pport = s.cluster_announce_tls_port, s.cluster_announce_port
         elif s.cluster_announce_port:
@@ -258,7 +290,17 @@ class ClusterState:
         me.replicaof = master
         master.add_replica(me)
         self.host.replicate(master)
+        self.reset_manual_failover()
+
+    def reset_manual_failover(self):
+        """Abort (or end) a manual failover, on either side (Redis's
+        resetManualFailover): a master that paused its writers resumes."""
+        if self.mf_replica is not None:
+            self.host.unpause_writes()
         self.mf_end = 0
+        self.mf_can_start = False
+        self.mf_replica = None
+        self.mf_master_offset = -1
 
     def nodes_serving_slots_of(self, node: ClusterNode) -> list:
         """The master of node's shard, then its replicas."""
@@ -338,7 +380,7 @@ class ClusterState:
             return
         self.current_epoch += 1
         me.config_epoch = self.current_epoch
-        self.save_config_or_die()
+        self.todo |= TODO_SAVE_CONFIG
         log.info("WARNING: configEpoch collision with node {name}. "
                  "configEpoch set to {epoch}", name=sender.name,
                  epoch=me.config_epoch, redis_level="verbose")
@@ -445,7 +487,7 @@ class ClusterState:
             self.host.replicate(None)
             self.host.empty_data()
         self.close_all_slots()
-        self.mf_end = 0
+        self.reset_manual_failover()
         for slot in range(SLOTS):
             self.del_slot(slot)
         for node in list(self.nodes.values()):
@@ -458,30 +500,6 @@ class ClusterState:
             self.rename_node(me, self.random_name())
             log.info("Node hard reset, now I'm {name}", name=me.name)
         self.todo |= TODO_SAVE_ALL
-
-    # -- persistence and deferred work ------------------------------------
-    def before_sleep(self):
-        todo, self.todo = self.todo, 0
-        if todo & TODO_UPDATE_STATE:
-            self.update_state()
-        if todo & TODO_SAVE_CONFIG:
-            self.save_config_or_die()
-
-    def save_config(self):
-        """Write and fsync nodes.conf now; raises OSError on failure."""
-        self.todo &= ~TODO_SAVE_CONFIG
-        if self.config_file is not None:
-            from rcluster.cluster import nodesconf
-            self.config_file.save(nodesconf.render(self))
-
-    def save_config_or_die(self):
-        """A node that can't persist its configuration must not go on."""
-        try:
-            self.save_config()
-        except OSError as err:
-            if self.fatal is None:
-                raise
-            self.fatal(f"Fatal: can't update cluster config file: {err}")
 
     # -- sending ----------------------------------------------------------
     def build_header(self, msg_type: int) -> Header:
@@ -531,59 +549,7 @@ class ClusterState:
                 continue
             self.send_frame(node.link, frame, msg_type)
 
-    # -- links --------------------------------------------------------------
-    def connect(self, node: ClusterNode) -> Link:
-        """Create the outbound link to a node; the bus connects it."""
-        link = Link(node, inbound=False, now=self.now())
-        node.link = link
-        if self.connector is not None:
-            try:
-                self.connector(link)
-            except Exception as err:
-                # Failure detection needs a pending ping: claim one now.
-                if node.ping_sent == 0:
-                    node.ping_sent = self.now()
-                log.debug("Unable to connect to Cluster Node [{ip}]:{port} "
-                          "-> {err}", ip=node.ip, port=node.cport, err=err)
-                self.free_link(link)
-        return link
-
-    def accept_link(self) -> Link:
-        """A peer connected to our bus port."""
-        return Link(None, inbound=True, now=self.now())
-
-    def link_connected(self, link: Link):
-        """Our outbound connection is up: PING (or MEET) right away, so a
-        live node is never seen as failing because of a reconnection."""
-        from rcluster.cluster.gossip import send_ping
-        node = link.node
-        old_ping_sent = node.ping_sent
-        send_ping(self, link, m.MEET if node.flags & NODE_MEET else m.PING)
-        if old_ping_sent:
-            node.ping_sent = old_ping_sent
-        node.flags &= ~NODE_MEET
-
-    def link_data(self, link: Link, data: bytes):
-        """Bytes received on a link: process each complete packet."""
-        from rcluster.cluster.receive import process_packet
-        try:
-            link.decoder.feed(data)
-            for message in link.decoder:
-                process_packet(self, link, message)
-                if link.closed:
-                    break
-        except BusProtocolError as err:
-            node = link.node.name if link.node is not None else "?"
-            log.warn("Bad cluster bus message from node {node} ({peer}): "
-                     "{reason}; dropping the link", node=node,
-                     peer=link.peer_ip, reason=err.reason)
-            self.free_link(link)
-        self.before_sleep()
-
-    def link_lost(self, link: Link):
-        """The connection closed or could not be made."""
-        self.free_link(link)
-
+    # -- links (bookkeeping; the engine opens and feeds them) -----------
     def free_link(self, link: Link):
         node = link.node
         if node is not None:
@@ -609,9 +575,3 @@ class ClusterState:
             if node.inbound_link is not None:
                 out.append(node.inbound_link)
         return out
-
-    # -- cron ---------------------------------------------------------------
-    def cron(self):
-        from rcluster.cluster.cron import cluster_cron
-        cluster_cron(self)
-        self.before_sleep()

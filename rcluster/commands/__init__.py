@@ -2,5 +2,7 @@
 row in the command table (see table.py); add a family by importing it here.
 """
 from rcluster.commands import (  # noqa: F401
-    clients, cluster, config, connection, debug, hashes, introspection, keys,
-    lists, pubsub, server, sets, strings, transactions, zsets)
+    appendonly, bitmaps, clients, cluster, config, connection, debug, dump,
+    geo, hashes, hyperloglog, introspection, keys, lists, persistence, pubsub,
+    replication, scripting, server, sets, sort, streams, strings,
+    transactions, zsets)

@@ -2,12 +2,13 @@
 
 Identity: ID, SETNAME, GETNAME, INFO, LIST.  Control: KILL, PAUSE and
 UNPAUSE (Server.pause), REPLY, UNBLOCK (Blocking.unblock_by_request),
-NO-EVICT, NO-TOUCH.  Server-assisted client-side caching is not
-implemented: TRACKING ON is refused with a clear error, and CACHING,
-GETREDIR and TRACKINGINFO answer as for a client that never enabled it.
+NO-EVICT, NO-TOUCH.  Server-assisted client-side caching: TRACKING,
+CACHING, GETREDIR, TRACKINGINFO (the state and the invalidations are in
+rcluster/tracking.py).
 """
 from __future__ import annotations
 
+from rcluster import tracking
 from rcluster.commands.common import (LLONG_MAX, SYNTAX, help_subcommand,
                                       option_pairs, parse_int,
                                       subcommand_syntax_error)
@@ -90,7 +91,8 @@ def info_line(c, now: float, running=None) -> str:
         f"rbs=0 rbp=0 obl=0 oll=0 omem={omem} "
         f"tot-mem={qbuf + argv_mem + multi_mem + omem} "
         f"events=r{'w' if c.out else ''} cmd={cmd_name} user={c.user} "
-        f"redir=-1 resp={3 if c.resp3 else 2}")
+        f"redir={c.tracking.redirect if c.tracking is not None else -1} "
+        f"resp={3 if c.resp3 else 2}")
 
 
 def _lines(c, clients, running) -> Verbatim:
@@ -314,12 +316,7 @@ def client_no_touch(c, argv):
          complexity="O(1). Some options may introduce additional "
                     "complexity.", **_SUB)
 def client_tracking(c, argv):
-    mode = argv[2].lower()
-    if mode == b"on":
-        raise CommandError("ERR CLIENT TRACKING is not supported: rcluster "
-                           "does not implement client side caching")
-    if mode != b"off":
-        raise CommandError(SYNTAX)
+    tracking.tracking_command(c, argv)
     return OK
 
 
@@ -327,24 +324,43 @@ def client_tracking(c, argv):
          summary="Instruct the server about tracking or not keys in the "
                  "next request", **_SUB)
 def client_caching(c, argv):
-    raise CommandError("ERR CLIENT CACHING can be called only when the "
-                       "client is in tracking mode with OPTIN or OPTOUT "
-                       "mode enabled")
+    t = c.tracking
+    if t is None:
+        raise CommandError("ERR CLIENT CACHING can be called only when the "
+                           "client is in tracking mode with OPTIN or "
+                           "OPTOUT mode enabled")
+    value = argv[2].lower()
+    if value == b"yes":
+        if not t.optin:
+            raise CommandError("ERR CLIENT CACHING YES is only valid when "
+                               "tracking is enabled in OPTIN mode.")
+    elif value == b"no":
+        if not t.optout:
+            raise CommandError("ERR CLIENT CACHING NO is only valid when "
+                               "tracking is enabled in OPTOUT mode.")
+    else:
+        raise CommandError(SYNTAX)
+    t.caching = True
+    return OK
 
 
 @command("getredir", 2, _PLAIN, since="6.0.0", complexity="O(1)",
          summary="Get tracking notifications redirection client ID if any",
          **_SUB)
 def client_getredir(c, argv):
-    return -1
+    return c.tracking.redirect if c.tracking is not None else -1
 
 
 @command("trackinginfo", 2, _PLAIN, since="6.2.0", complexity="O(1)",
          summary="Return information about server assisted client side "
                  "caching for the current connection", **_SUB)
 def client_trackinginfo(c, argv):
-    return Map([(b"flags", SetReply([b"off"])), (b"redirect", -1),
-                (b"prefixes", [])])
+    t = c.tracking
+    if t is None:
+        return Map([(b"flags", SetReply([b"off"])), (b"redirect", -1),
+                    (b"prefixes", [])])
+    return Map([(b"flags", SetReply(t.flags())), (b"redirect", t.redirect),
+                (b"prefixes", sorted(t.prefixes))])
 
 
 _CLIENT_HELP = (

@@ -1,20 +1,21 @@
 """CLUSTER and its subcommands, ASKING, READONLY, READWRITE.
 
-The cluster state is ``c.server.cluster`` (a ClusterState, installed by
-the cluster service); these handlers check arguments with Redis's texts,
-change the state through its methods, then run ``before_sleep()`` so a
-change is saved to nodes.conf before the reply goes out.
+The cluster state is ``c.server.cluster`` (a ClusterState, the model) and
+its engine ``c.server.cluster_engine`` (both installed by the cluster
+service).  These handlers read the state and check arguments with Redis's
+texts; changes go through the engine's operations, which save nodes.conf
+before the reply goes out.
 """
 from __future__ import annotations
 
 import os
 
 from rcluster.cluster import nodesconf
-from rcluster.cluster.gossip import broadcast_pong
 from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.messages import SLOTS, message_type_name
-from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_UPDATE_STATE
+from rcluster.cluster.state import bus_port
 from rcluster.commands.common import NOT_INT, SYNTAX, parse_int
+from rcluster.commands.debug import debug_subcommand
 from rcluster.commands.table import CommandError, command, container
 from rcluster.resp.codec import OK, Map, Status, Verbatim
 
@@ -38,6 +39,11 @@ def cluster_of(c):
     if state is None or not c.server.settings.cluster_enabled:
         raise CommandError(DISABLED)
     return state
+
+
+def engine_of(c):
+    cluster_of(c)
+    return c.server.cluster_engine
 
 
 def _syntax_error(argv):
@@ -64,9 +70,8 @@ def _slot(arg) -> int:
     return slot
 
 
-def _done(state, todo=TODO_UPDATE_STATE | TODO_SAVE_CONFIG):
-    state.todo |= todo
-    state.before_sleep()
+def _done(c, *todo):
+    engine_of(c).done(*todo)
     return OK
 
 
@@ -153,7 +158,7 @@ def cluster_meet(c, argv):
         cport = parse_int(argv[4], "ERR Invalid TCP bus port specified: %s"
                           % _text(argv[4]))
     else:
-        cport = port + 10000
+        cport = bus_port(c.server.settings, port)
     try:
         state.start_handshake(_text(argv[2]), port, cport)
     except ValueError:
@@ -172,7 +177,7 @@ def cluster_forget(c, argv):
         raise CommandError("ERR Can't forget my master!")
     state.blacklist_add(node)
     state.del_node(node)
-    return _done(state)
+    return _done(c)
 
 
 @_sub("reset", -2, "admin stale noscript", summary="Reset a Redis Cluster node",
@@ -191,7 +196,7 @@ def cluster_reset(c, argv):
         raise CommandError("ERR CLUSTER RESET can't be called with master "
                            "nodes containing keys")
     state.reset(hard)
-    return _done(state, 0)
+    return _done(c, 0)
 
 
 @_sub("myid", 2, summary="Return the node id")
@@ -433,15 +438,9 @@ def _check_slots(state, wanted: dict, delete: bool, start: int, end: int):
         wanted[slot] = None
 
 
-def _update_slots(state, slots, delete: bool):
-    for slot in sorted(slots):
-        # We own it now (or nobody does): no longer importing it.
-        state.importing.pop(slot, None)
-        if delete:
-            state.del_slot(slot)
-        else:
-            state.add_slot(state.myself, slot)
-    return _done(state)
+def _update_slots(c, slots, delete: bool):
+    engine_of(c).assign_slots(slots, delete)
+    return OK
 
 
 @_sub("addslots", -3, _ADMIN, summary="Assign new hash slots to receiving node",
@@ -462,7 +461,7 @@ def _slots_command(c, argv, delete):
     wanted: dict = {}
     for slot in slots:
         _check_slots(state, wanted, delete, slot, slot)
-    return _update_slots(state, wanted, delete)
+    return _update_slots(c, wanted, delete)
 
 
 @_sub("addslotsrange", -4, _ADMIN, since="7.0.0",
@@ -491,7 +490,7 @@ def _slots_range_command(c, argv, delete):
             raise CommandError(f"ERR start slot number {start} is greater "
                                f"than end slot number {end}")
         _check_slots(state, wanted, delete, start, end)
-    return _update_slots(state, wanted, delete)
+    return _update_slots(c, wanted, delete)
 
 
 @_sub("flushslots", 2, _ADMIN, summary="Delete a node's own slots information")
@@ -500,7 +499,7 @@ def cluster_flushslots(c, argv):
     if state.host.db_size():
         raise CommandError("ERR DB must be empty to perform CLUSTER FLUSHSLOTS.")
     state.del_node_slots(state.myself)
-    return _done(state)
+    return _done(c)
 
 
 @_sub("setslot", -4, _ADMIN, summary="Bind a hash slot to a specific node")
@@ -511,23 +510,29 @@ def cluster_setslot(c, argv):
         raise CommandError("ERR Please use SETSLOT only with masters.")
     slot = _slot(argv[2])
     action = argv[3].lower()
+    engine = engine_of(c)
     if action == b"migrating" and len(argv) == 5:
         if state.slots[slot] is not me:
             raise CommandError(f"ERR I'm not the owner of hash slot {slot}")
-        state.migrating[slot] = _master_arg(state, argv[4])
+        engine.set_slot_migrating(slot, _master_arg(state, argv[4]))
     elif action == b"importing" and len(argv) == 5:
         if state.slots[slot] is me:
             raise CommandError(f"ERR I'm already the owner of hash slot {slot}")
-        state.importing[slot] = _master_arg(state, argv[4])
+        engine.set_slot_importing(slot, _master_arg(state, argv[4]))
     elif action == b"stable" and len(argv) == 4:
-        state.importing.pop(slot, None)
-        state.migrating.pop(slot, None)
+        engine.set_slot_stable(slot)
     elif action == b"node" and len(argv) == 5:
-        _setslot_node(state, slot, _master_arg(state, argv[4], "ERR Unknown node %s"))
+        node = _master_arg(state, argv[4], "ERR Unknown node %s")
+        if state.slots[slot] is me and node is not me and \
+                state.host.count_keys_in_slot(slot):
+            raise CommandError(f"ERR Can't assign hashslot {slot} to a "
+                               "different node while I still hold keys for "
+                               "this hash slot.")
+        engine.set_slot_node(slot, node)
     else:
         raise CommandError("ERR Invalid CLUSTER SETSLOT action or number of "
                            "arguments. Try CLUSTER HELP")
-    return _done(state)
+    return OK
 
 
 def _master_arg(state, arg, unknown="ERR I don't know about node %s"):
@@ -537,38 +542,12 @@ def _master_arg(state, arg, unknown="ERR I don't know about node %s"):
     return node
 
 
-def _setslot_node(state, slot, node):
-    """SETSLOT <slot> NODE <node>: the end of a slot migration."""
-    me = state.myself
-    keys = state.host.count_keys_in_slot(slot)
-    if state.slots[slot] is me and node is not me and keys:
-        raise CommandError(f"ERR Can't assign hashslot {slot} to a different "
-                           "node while I still hold keys for this hash slot.")
-    if not keys:
-        state.migrating.pop(slot, None)
-    was_mine = state.slots[slot] is me
-    state.del_slot(slot)
-    state.add_slot(node, slot)
-    if was_mine and node is not me and me.numslots == 0 and \
-            state.settings.cluster_allow_replica_migration:
-        # A master left without slots follows the node that took them.
-        state.set_master(node)
-        state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
-    if node is me and slot in state.importing:
-        # A slot migrated by hand: a new epoch lets our claim win, and we
-        # tell everybody at once.
-        state.bump_epoch_without_consensus()
-        del state.importing[slot]
-        broadcast_pong(state)
-
-
 # -- epochs ---------------------------------------------------------------------
 
 @_sub("bumpepoch", 2, _ADMIN, tips=_NONDET, summary="Advance the cluster config epoch")
 def cluster_bumpepoch(c, argv):
     state = cluster_of(c)
-    bumped = state.bump_epoch_without_consensus()
-    state.before_sleep()
+    bumped = engine_of(c).bump_epoch()
     return Status("%s %d" % ("BUMPED" if bumped else "STILL",
                              state.myself.config_epoch))
 
@@ -586,14 +565,14 @@ def cluster_set_config_epoch(c, argv):
         raise CommandError("ERR Node config epoch is already non-zero")
     state.myself.config_epoch = epoch
     state.current_epoch = max(state.current_epoch, epoch)
-    return _done(state)
+    return _done(c)
 
 
 @_sub("saveconfig", 2, _ADMIN, summary="Forces the node to save cluster state on disk")
 def cluster_saveconfig(c, argv):
-    state = cluster_of(c)
+    engine = engine_of(c)
     try:
-        state.save_config()
+        engine.save_config()
     except OSError as err:
         raise CommandError("ERR error saving the cluster node config: %s"
                            % (err.strerror or os.strerror(err.errno or 0)))
@@ -631,7 +610,7 @@ def cluster_getkeysinslot(c, argv):
     return c.server.keyspace.keys_in_slot(slot, count)
 
 
-# -- replication (the replication layer plugs in through state.host) -----------
+# -- replicas and failover (replication plugs in through state.host) ----------
 
 @_sub("replicate", 3, _ADMIN,
       summary="Reconfigure a node as a replica of the specified master node")
@@ -647,10 +626,10 @@ def cluster_replicate(c, argv):
         raise CommandError("ERR To set a master the node must be empty and "
                            "without assigned slots.")
     if not state.host.replication_available:
-        raise CommandError("ERR CLUSTER REPLICATE is not supported yet: this "
-                           "node can't replicate")
-    state.set_master(node)
-    return _done(state)
+        raise CommandError("ERR CLUSTER REPLICATE needs the replication "
+                           "service, which this node runs without")
+    engine_of(c).replicate(node)
+    return OK
 
 
 @_sub("failover", -2, _ADMIN,
@@ -676,10 +655,7 @@ def cluster_failover(c, argv):
     if not force and (me.replicaof.failed or me.replicaof.link is None):
         raise CommandError("ERR Master is down or failed, please use CLUSTER "
                            "FAILOVER FORCE")
-    if state.failover is None:
-        raise CommandError("ERR CLUSTER FAILOVER is not supported yet")
-    state.failover.manual(force, takeover)
-    state.before_sleep()
+    engine_of(c).manual_failover(force, takeover)
     return OK
 
 
@@ -714,4 +690,18 @@ def readonly(c, argv):
 def readwrite(c, argv):
     _check_enabled(c)
     c.readonly = False
+    return OK
+
+
+# -- test hooks ---------------------------------------------------------------------
+
+@debug_subcommand("drop-cluster-packet-filter", 3, help=(
+    "DROP-CLUSTER-PACKET-FILTER <packet-type>",
+    "    Drop all packets that match the filtered type. Set to -1 allow all packets."))
+def debug_drop_cluster_packet_filter(c, argv):
+    """Incoming bus messages of that type are dropped (-1: none)."""
+    packet_type = parse_int(argv[2])
+    state = getattr(c.server, "cluster", None)
+    if state is not None:
+        state.drop_packet_filter = packet_type
     return OK

@@ -175,10 +175,41 @@ def rank_span(start: int, end: int, length: int):
 
 
 # -- typed access to the keyspace -----------------------------------------
+# A string value is ``bytes``, or a ``bytearray`` once a command edits it in
+# place (SETBIT, SETRANGE, APPEND, BITFIELD, PFADD...: O(1), no copy).  Both
+# are "string" everywhere; read/write(c, key, bytes) accept either.  A live
+# bytearray is never a reply (the key may change before the reply is
+# written, e.g. later in the same MULTI): reply ``as_bytes(value)``.
+STRING_TYPES = (bytes, bytearray)
+
+
+def is_string(value) -> bool:
+    cls = value.__class__
+    return cls is bytes or cls is bytearray
+
+
+def as_bytes(value):
+    """A stored string as an immutable reply (a bytearray is copied)."""
+    return bytes(value) if value.__class__ is bytearray else value
+
+
+def unshare_string(c, key: bytes, value) -> bytearray:
+    """Redis's dbUnshareStringValue: the string at key (value, from
+    ``write``) as a bytearray to edit in place; a bytes value is replaced
+    by a bytearray copy, which is not a change by itself.  Count the edits
+    with ``keyspace.touch``."""
+    if value.__class__ is bytearray:
+        return value
+    buf = bytearray(value)
+    ks = c.server.keyspace
+    ks.set(key, buf, keepttl=True)
+    ks.dirty -= 1       # same value, another object
+    return buf
+
 
 def type_name(value) -> str:
     cls = value.__class__
-    if cls is bytes:
+    if cls is bytes or cls is bytearray:
         return "string"
     if cls is deque:
         return "list"
@@ -198,15 +229,18 @@ def read(c, key: bytes, cls):
         stats.keyspace_misses += 1
         return None
     stats.keyspace_hits += 1
-    if value.__class__ is not cls:
+    if value.__class__ is not cls and \
+            (cls is not bytes or value.__class__ is not bytearray):
         raise CommandError(WRONGTYPE)
     return value
 
 
 def write(c, key: bytes, cls):
-    """The value at key for a write, or None; WRONGTYPE on another type."""
-    value = c.server.keyspace.lookup(key)
-    if value is not None and value.__class__ is not cls:
+    """The value at key for a write, or None; WRONGTYPE on another type.
+    (Keyspace.for_write: a running snapshot saves the slot first.)"""
+    value = c.server.keyspace.for_write(key)
+    if value is not None and value.__class__ is not cls and \
+            (cls is not bytes or value.__class__ is not bytearray):
         raise CommandError(WRONGTYPE)
     return value
 
@@ -214,7 +248,7 @@ def write(c, key: bytes, cls):
 def write_or_create(c, key: bytes, cls):
     """The container at key, created empty (and stored) when missing."""
     ks = c.server.keyspace
-    value = ks.lookup(key)
+    value = ks.for_write(key)
     if value is None:
         value = cls()
         ks.add(key, value)
@@ -252,6 +286,28 @@ def store_result(c, key: bytes, container) -> int:
 
 def error(text: str) -> Error:
     return Error(text)
+
+
+# -- the write path (rcluster/propagation.py) ---------------------------------
+
+def propagate_as(c, argv):
+    """The running command reaches replicas and the AOF as argv (a list of
+    bytes), not as called: the deterministic form (EX -> PXAT, SPOP ->
+    SREM...).  Call it once the write happened."""
+    c.server.write_path.propagate_as(c, argv)
+
+
+def also_propagate(c, argv):
+    """Record one more op, before the command's own (Redis's
+    alsoPropagate); with no_propagation, the ops are its whole effect."""
+    c.server.write_path.also_propagate(argv)
+
+
+def no_propagation(c):
+    """The running command's own argv is not propagated (its effects were
+    recorded with also_propagate).  A command running others on its own
+    client (EXEC) says so after them."""
+    c.server.write_path.no_propagation(c)
 
 
 # -- replies shared by container commands ----------------------------------

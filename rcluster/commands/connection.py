@@ -149,6 +149,8 @@ def reset(c, argv):
     c.kind = "normal"               # a MONITOR stops monitoring
     server.discard_transaction(c)
     server.pubsub.forget(c)
+    if c.tracking is not None:
+        server.tracking.disable(c)
     c.resp3 = False
     c.name = b""
     c.asking = False

@@ -142,49 +142,28 @@ def debug_object(c, argv):
     kind = encoding(value, settings).decode()
     extra = _quicklist_fields(value, settings) if kind == "quicklist" else ""
     lru = int(server.clock.seconds()) & (2**24 - 1)
-    # Access times aren't tracked (idle 0, as OBJECT IDLETIME) and the
-    # RDB serialized length isn't computed here (0).
-    return Status("Value at:%#x refcount:%d encoding:%s serializedlength:0 "
+    # Access times aren't tracked (idle 0, as OBJECT IDLETIME).
+    return Status("Value at:%#x refcount:%d encoding:%s serializedlength:%d "
                   "lru:%d lru_seconds_idle:0%s"
-                  % (id(value), _refcount(value, settings), kind, lru, extra))
+                  % (id(value), _refcount(value, settings), kind,
+                     _serialized_length(value, settings), lru, extra))
 
 
-# Listpack size limits for negative list-max-listpack-size values.
-_NODE_BYTES = {-1: 4096, -2: 8192, -3: 16384, -4: 32768, -5: 65536}
-_LISTPACK_OVERHEAD = 7          # header (6) and end byte (1)
-_SAFETY_BYTES = 8192            # Redis's SIZE_SAFETY_LIMIT
-
-
-def _entry_bytes(element: bytes) -> int:
-    """An estimate of one element's size in a listpack."""
-    n = len(element)
-    header = 1 if n < 64 else 2 if n < 4096 else 5
-    body = header + n
-    return body + (1 if body < 128 else 2 if body < 16384 else 3)
-
-
-def _fits(fill: int, count: int, size: int) -> bool:
-    """Can a listpack node hold count elements in size bytes?"""
-    if fill < 0:
-        return size <= _NODE_BYTES[max(fill, -5)]
-    return count <= max(fill, 1) and size <= _SAFETY_BYTES
+def _serialized_length(value, settings) -> int:
+    """rdbSavedObjectLen: the value's RDB body, as DUMP encodes it."""
+    from rcluster.persistence.rdb import RdbError, dump_payload
+    try:
+        return len(dump_payload(value, settings)) - 11
+    except RdbError:
+        return 0
 
 
 def _quicklist_fields(items, settings) -> str:
-    """DEBUG OBJECT's quicklist details, estimated by packing the elements
-    into listpack nodes as Redis's fill rules would."""
+    """DEBUG OBJECT's quicklist details: the nodes the RDB codec writes
+    (RPUSH's fill rules, plain nodes past the packed threshold)."""
+    from rcluster.persistence.rdb import quicklist_node_sizes
     fill = settings.list_max_listpack_size
-    nodes = []                  # the byte size of each node
-    count, size = 0, _LISTPACK_OVERHEAD
-    for element in items:
-        entry = _entry_bytes(element)
-        if count and not _fits(fill, count + 1, size + entry):
-            nodes.append(size)
-            count, size = 0, _LISTPACK_OVERHEAD
-        count += 1
-        size += entry
-    if count:
-        nodes.append(size)
+    nodes = quicklist_node_sizes(items, fill)      # bytes of each node
     return (" ql_nodes:%d ql_avg_node:%.2f ql_listpack_max:%d "
             "ql_compressed:%d ql_uncompressed_size:%d"
             % (len(nodes), len(items) / len(nodes) if nodes else 0, fill,
@@ -291,6 +270,27 @@ def debug_set_active_expire(c, argv):
     return OK
 
 
+@debug_subcommand("quicklist-packed-threshold", 3, help=(
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Sets the threshold for elements to be inserted as plain vs packed "
+    "nodes",
+    "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores "
+    "to default."))
+def debug_quicklist_packed_threshold(c, argv):
+    # Process-wide, like Redis's static: it decides plain vs packed nodes
+    # in the lists the RDB codec writes (DUMP, SAVE) and DEBUG OBJECT.
+    from rcluster.config import parse_memory
+    from rcluster.persistence import rdb
+    try:
+        size = parse_memory(argv[2].decode("utf-8", "replace"))
+    except ValueError:
+        size = None
+    if size is None or not rdb.set_packed_threshold(size):
+        raise CommandError("ERR argument must be a memory value bigger than "
+                           "1 and smaller than 4gb")
+    return OK
+
+
 @debug_subcommand("sleep", 3, help=(
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed."))
@@ -309,6 +309,77 @@ def _wake(c):
         return
     c.blocked = None
     c.complete(OK)
+
+
+@debug_subcommand("htstats", 3, help=(
+    "HTSTATS <dbid>",
+    "    Return hash table statistics of the specified Redis database."))
+def debug_htstats(c, argv):
+    dbid = parse_int(argv[2])
+    if dbid != 0:
+        raise CommandError("ERR Out of range database")
+    ks = c.server.keyspace
+    used = sum(1 for table in ks.slots if table)
+    # Honest figures for rcluster's layout, not Redis's dictGetStats.
+    return Verbatim((
+        "[Dictionary HT]\n"
+        "Keys are kept in one Python dict per hash slot.\n"
+        f" number of elements: {len(ks)}\n"
+        f" slot dicts: {len(ks.slots)} ({used} not empty)\n"
+        "[Expires HT]\n"
+        f" number of elements: {len(ks.expires)}\n").encode())
+
+
+@debug_subcommand("htstats-key", 3, help=(
+    "HTSTATS-KEY <key>",
+    "    Like HTSTATS but for the hash table stored at <key>'s value."))
+def debug_htstats_key(c, argv):
+    value = c.server.keyspace.lookup(argv[2])
+    if value is None:
+        raise CommandError(NO_KEY)
+    if encoding(value, c.server.settings) not in (b"hashtable", b"skiplist"):
+        raise CommandError("ERR The value stored at the specified key is not "
+                           "represented using an hash table")
+    return Verbatim((
+        "Hash table stats (a Python dict):\n"
+        f" number of elements: {len(value)}\n").encode())
+
+
+@debug_subcommand("pause-cron", 3, help=(
+    "PAUSE-CRON <0|1>",
+    "    Stop periodic cron job processing."))
+def debug_pause_cron(c, argv):
+    c.server.cron_paused = bool(_atoi(argv[2]))
+    return OK
+
+
+@debug_subcommand("replybuffer", 4, help=(
+    "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+    "    Not supported: replies go straight to Twisted's transport buffers,",
+    "    which have no peak tracking or resize cron.",
+    "REPLYBUFFER RESIZING <0|1>",
+    "    Not supported, as above."))
+def debug_replybuffer(c, argv):
+    option = argv[2].lower()
+    if option == b"peak-reset-time":
+        if argv[3].lower() not in (b"never", b"reset"):
+            parse_int(argv[3])
+    elif option != b"resizing":
+        raise subcommand_syntax_error(argv)
+    raise CommandError(
+        "ERR DEBUG REPLYBUFFER is not supported: rcluster writes replies to "
+        "Twisted's transport buffers, which have no peak reset or resizing")
+
+
+def _refuse_crash(c, argv):
+    raise CommandError(
+        "ERR DEBUG %s is refused: rcluster does not crash or dump its heap "
+        "on request" % argv[1].decode("utf-8", "replace").upper())
+
+
+# (JMAP, gone from Redis 7.0, gets its unknown-subcommand error.)
+for _name in ("segfault", "panic", "oom", "assert"):
+    debug_subcommand(_name, 2)(_refuse_crash)
 
 
 _LEADING_FLOAT = re.compile(rb"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -21,8 +21,9 @@ import random
 
 from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
                                       ORDER_TIP, RANDOM_TIP, SYNTAX,
-                                      arity_error, increment, parse_int, read,
-                                      record_removal, write, write_or_create)
+                                      arity_error, increment, parse_int,
+                                      propagate_as, read, record_removal,
+                                      write, write_or_create)
 from rcluster.commands.longdouble import (increment_long_double, is_inf,
                                           parse_long_double)
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
@@ -149,6 +150,7 @@ def hincrbyfloat(c, argv):
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT_FIELD)
     text = increment_long_double(value, delta)
     _store(c, key, h, field, text)
+    propagate_as(c, [b"HSET", key, field, text])
     return text
 
 

@@ -27,6 +27,7 @@ from rcluster.commands.table import (KEY_FLAG_ORDER, CommandError,
                                      InvalidKeys, command)
 from rcluster.glob import glob_match
 from rcluster.resp.codec import Map, SetReply, Status, Verbatim
+from rcluster.tracking import info_fields as tracking_info
 
 _SERVER = dict(group="server", acl="connection")
 _LOAD = "loading stale sentinel"
@@ -219,6 +220,9 @@ def keys_with_flags(row, argv) -> list:
                 raise
     if row.get_keys is None:
         return []
+    key_flags = getattr(row.get_keys, "key_flags", None)
+    if key_flags is not None:       # flags from the getkeys function itself
+        return key_flags(argv)
     return [(pos, _flags_at(specs, argv, pos))
             for pos in row.get_keys(argv)]
 
@@ -473,10 +477,37 @@ def _clients(server):
          max((c.query_buffer for c in clients), default=0)),
         ("client_recent_max_output_buffer", 0),
         ("blocked_clients", sum(1 for c in clients if c.blocked is not None)),
-        ("tracking_clients", 0),
+        ("tracking_clients", tracking_info(server)["tracking_clients"]),
         ("clients_in_timeout_table",
          sum(1 for c in clients if isinstance(c.blocked, BlockedOn)
              and c.blocked.timer is not None)),
+    ]
+
+
+def _scripting_memory(server):
+    """The scripting fields (server.scripts: rcluster/scripting)."""
+    scripts = server.scripts
+    functions = scripts.functions
+    vm_eval = scripts.eval_memory
+    vm_functions = functions.engine_memory
+    eval_scripts = scripts.scripts_memory
+    function_code = sum(len(lib.code) for lib in functions.libraries.values())
+    return [
+        ("used_memory_lua", vm_eval),
+        ("used_memory_vm_eval", vm_eval),
+        ("used_memory_lua_human", bytes_to_human(vm_eval)),
+        ("used_memory_scripts_eval", eval_scripts),
+        ("number_of_cached_scripts", len(scripts.scripts)),
+        ("number_of_functions", len(functions.functions)),
+        ("number_of_libraries", len(functions.libraries)),
+        ("used_memory_vm_functions", vm_functions),
+        ("used_memory_vm_total", vm_eval + vm_functions),
+        ("used_memory_vm_total_human",
+         bytes_to_human(vm_eval + vm_functions)),
+        ("used_memory_functions", function_code),
+        ("used_memory_scripts", eval_scripts + function_code),
+        ("used_memory_scripts_human",
+         bytes_to_human(eval_scripts + function_code)),
     ]
 
 
@@ -496,19 +527,7 @@ def _memory(server):
         ("used_memory_peak_perc", "%.2f%%" % (used * 100 / peak)),
         ("total_system_memory", system),
         ("total_system_memory_human", bytes_to_human(system)),
-        ("used_memory_lua", 0),
-        ("used_memory_vm_eval", 0),
-        ("used_memory_lua_human", "0B"),
-        ("used_memory_scripts_eval", 0),
-        ("number_of_cached_scripts", 0),
-        ("number_of_functions", 0),
-        ("number_of_libraries", 0),
-        ("used_memory_vm_functions", 0),
-        ("used_memory_vm_total", 0),
-        ("used_memory_vm_total_human", "0B"),
-        ("used_memory_functions", 0),
-        ("used_memory_scripts", 0),
-        ("used_memory_scripts_human", "0B"),
+        *_scripting_memory(server),
         ("maxmemory", settings.maxmemory),
         ("maxmemory_human", bytes_to_human(settings.maxmemory)),
         ("maxmemory_policy", settings.maxmemory_policy),
@@ -567,6 +586,7 @@ def _persistence(server):
 def _stats(server):
     stats = server.stats
     pubsub = server.pubsub
+    tracked = tracking_info(server)
     return [
         ("total_connections_received", stats.total_connections_received),
         ("total_commands_processed", server.total_commands_processed),
@@ -607,9 +627,9 @@ def _stats(server):
         ("active_defrag_key_misses", 0),
         ("total_active_defrag_time", 0),
         ("current_active_defrag_time", 0),
-        ("tracking_total_keys", 0),
-        ("tracking_total_items", 0),
-        ("tracking_total_prefixes", 0),
+        ("tracking_total_keys", tracked["tracking_total_keys"]),
+        ("tracking_total_items", tracked["tracking_total_items"]),
+        ("tracking_total_prefixes", tracked["tracking_total_prefixes"]),
         ("unexpected_error_replies", 0),
         ("total_error_replies", stats.total_error_replies),
         ("dump_payload_sanitizations", 0),
@@ -624,13 +644,17 @@ def _stats(server):
 
 @info_section("replication")
 def _replication(server):
+    from rcluster.replication.service import replication
+    svc = replication(server)
+    if svc is not None:
+        return svc.info_fields()
     return [
         ("role", "master" if server.role == "master" else "slave"),
         ("connected_slaves", 0),
         ("master_failover_state", "no-failover"),
-        ("master_replid", getattr(server, "replid", server.run_id)),
-        ("master_replid2", getattr(server, "replid2", "0" * 40)),
-        ("master_repl_offset", 0),
+        ("master_replid", server.replid),
+        ("master_replid2", server.replid2),
+        ("master_repl_offset", server.master_repl_offset),
         ("second_repl_offset", -1),
         ("repl_backlog_active", 0),
         ("repl_backlog_size", server.settings.repl_backlog_size),

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from rcluster.commands.common import (LLONG_MAX, NO_KEY, SYNTAX,
                                       help_subcommand, parse_int,
-                                      parse_ranged, type_name)
+                                      parse_ranged, propagate_as, type_name)
 from rcluster.commands.scanning import parse_cursor, parse_scan_options
-from rcluster.commands.sets import is_intset
 from rcluster.commands.strings import EXPIRE_ERROR
 from rcluster.commands.table import (CommandError, command, container,
                                      key_range)
 from rcluster.glob import compile_glob
+from rcluster.persistence.rdb import hash_encoding, set_encoding
 from rcluster.resp.codec import OK, Status
 from rcluster.zset import ZSet
 
@@ -167,15 +167,14 @@ def _expire(c, argv, name, relative, seconds):
         return 0
     if not _expire_allowed(options, ks.expire_time(key), when):
         return 0
-    # The argv is rewritten in place, as Redis's rewriteClientCommandVector,
-    # so replicas get an absolute deadline or the DEL that was done.
+    # Replicas get an absolute deadline, or the deletion that was done.
     if when <= ks.now and not ks.replica_mode:
         ks.delete(key)
-        argv[:] = [b"DEL", key]
+        lazy = c.server.settings.lazyfree_lazy_expire
+        propagate_as(c, [b"UNLINK" if lazy else b"DEL", key])
     else:
         ks.set_expire(key, when)
-        argv[0] = b"PEXPIREAT"
-        argv[2] = b"%d" % when
+        propagate_as(c, [b"PEXPIREAT", key, b"%d" % when, *argv[3:]])
     return 1
 
 
@@ -303,7 +302,8 @@ def renamenx(c, argv):
 
 
 def duplicate(value):
-    """An independent copy of a value (strings are immutable bytes)."""
+    """An independent copy of a value (bytes strings are immutable; a
+    bytearray string is copied by .copy() like the containers)."""
     if value.__class__ is bytes:
         return value
     if value.__class__ is ZSet:
@@ -421,7 +421,7 @@ def _flush(c, argv):
                          argv[1].lower() not in (b"sync", b"async")):
         raise CommandError(SYNTAX)
     server = c.server
-    server.touch_all_watched()
+    server.write_path.flushed(c)
     ks = server.keyspace
     if not ks.flush():
         # Redis propagates a flush of an empty keyspace too
@@ -475,20 +475,18 @@ def encoding(value, settings) -> bytes:
     fields converts, one way), sets by the SMEMBERS-order rule of sets.py."""
     kind = type_name(value)
     if kind == "string":
+        if value.__class__ is bytearray:
+            return b"raw"     # edited in place: Redis unshared it as raw
         if len(value) <= 20 and _is_long(value):
             return b"int"
         return b"embstr" if len(value) <= EMBSTR_SIZE_LIMIT else b"raw"
     if kind == "list":
         return b"quicklist"   # 7.0 reports quicklist for every list
+    # Containers: the encoding the RDB codec writes (same thresholds).
     if kind == "hash":
-        limit = settings.hash_max_listpack_value
-        compact = len(value) <= settings.hash_max_listpack_entries and all(
-            len(field) <= limit and len(item) <= limit
-            for field, item in value.items())
-        return b"listpack" if compact else b"hashtable"
+        return hash_encoding(value, settings).encode()
     if kind == "set":
-        compact = is_intset(value, settings.set_max_intset_entries)
-        return b"intset" if compact else b"hashtable"
+        return set_encoding(value, settings).encode()
     # A type that tracks its encoding itself (ZSet) says it.
     return getattr(value, "encoding", "unknown").encode()
 

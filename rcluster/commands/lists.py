@@ -15,8 +15,9 @@ from itertools import islice
 from rcluster.commands.common import (LLONG_MIN, NO_KEY, OUT_OF_RANGE, SYNTAX,
                                       WRONGTYPE, arity_error, option_pairs,
                                       parse_int, parse_mpop, parse_positive,
-                                      parse_timeout, rank_span, read,
-                                      record_removal, write, write_or_create)
+                                      parse_timeout, propagate_as, rank_span,
+                                      read, record_removal, write,
+                                      write_or_create)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
 from rcluster.resp.codec import NULL_ARRAY, OK
 
@@ -91,7 +92,7 @@ def _source(c, key: bytes):
 
     A woken client skips a key holding another type instead of failing:
     Redis only ever serves a blocked client from a key that holds a list."""
-    value = c.server.keyspace.lookup(key)
+    value = c.server.keyspace.for_write(key)
     if value is None or value.__class__ is deque:
         return value
     if _retrying(c):
@@ -224,7 +225,11 @@ def _mpop(c, keys, left: bool, count: int):
     for key in c.server.blocking.serve_order(c, keys):
         lst = _source(c, key)
         if lst:
-            return [key, _pop(c, key, lst, left, count)]
+            popped = _pop(c, key, lst, left, count)
+            # Replicated as [LR]POP key count, blocking or not.
+            propagate_as(c, [b"LPOP" if left else b"RPOP", key,
+                             b"%d" % len(popped)])
+            return [key, popped]
     return None
 
 
@@ -445,7 +450,9 @@ def _blocking_pop(c, argv, left: bool, name: str):
     for key in c.server.blocking.serve_order(c, keys):
         lst = _source(c, key)
         if lst:
-            return [key, _pop(c, key, lst, left, 1)[0]]
+            element = _pop(c, key, lst, left, 1)[0]
+            propagate_as(c, [b"LPOP" if left else b"RPOP", key])
+            return [key, element]
     return _block(c, name, keys, timeout, argv, NULL_ARRAY)
 
 
@@ -474,7 +481,11 @@ def _blocking_move(c, argv, from_left, to_left, timeout_arg, name):
     source = argv[1]
     if _source(c, source) is None:
         return _block(c, name, (source,), timeout, argv, None)
-    return _move(c, source, argv[2], from_left, to_left)
+    value = _move(c, source, argv[2], from_left, to_left)
+    if value is not None:
+        propagate_as(c, [b"RPOPLPUSH", source, argv[2]]
+                     if name == "brpoplpush" else [b"LMOVE", *argv[1:5]])
+    return value
 
 
 @command("blmove", 6, "write denyoom noscript blocking", specs=_MOVE_SPECS,

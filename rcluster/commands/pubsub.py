@@ -10,7 +10,8 @@ through its ``on_publish`` hook.
 """
 from __future__ import annotations
 
-from rcluster.commands.common import help_subcommand, subcommand_syntax_error
+from rcluster.commands.common import (also_propagate, help_subcommand,
+                                      subcommand_syntax_error)
 from rcluster.commands.table import CommandError, KeySpec, command, container
 from rcluster.glob import compile_glob
 from rcluster.resp.codec import NO_REPLY, Push, Raw, encode
@@ -138,9 +139,10 @@ def _publish(c, argv, name: str, shard: bool):
     """PUBLISH and SPUBLISH: the number of clients that got the message."""
     server = c.server
     receivers = server.pubsub.publish(argv[1], argv[2], shard=shard)
-    # A standalone master replicates them; a cluster uses the bus.
-    if not server.settings.cluster_enabled and server.propagate is not None:
-        server.propagate(c, server.table.get(name), argv)
+    # A standalone master replicates them (Redis's forceCommandPropagation);
+    # a cluster uses the bus.
+    if not server.settings.cluster_enabled:
+        also_propagate(c, argv)
     return receivers
 
 

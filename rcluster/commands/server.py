@@ -41,8 +41,8 @@ def lastsave(c, argv):
          summary="Return the role of the instance in the context of "
                  "replication", **_G)
 def role(c, argv):
-    # A master without replicas; the replication layer extends this.
-    return [b"master", getattr(c.server, "master_repl_offset", 0), []]
+    from rcluster.commands.replication import role_reply
+    return role_reply(c.server)
 
 
 _SHUTDOWN_FLAGS = (b"nosave", b"save", b"now", b"force")
@@ -74,6 +74,7 @@ def shutdown(c, argv):
         # Shutdowns here don't wait for lagging replicas: none to abort.
         raise CommandError("ERR No shutdown in progress.")
     hook = c.server.shutdown_hook
+    c.server.shutdown_force = b"force" in flags     # read by persistence
     save = True if b"save" in flags else False if b"nosave" in flags else None
     failure = hook(save) if hook is not None else \
         "ERR Errors trying to SHUTDOWN. Check logs."

@@ -14,8 +14,10 @@ import re
 
 from rcluster.commands.common import (LLONG_MAX, NUMKEYS, ORDER_TIP,
                                       RANDOM_TIP, SYNTAX, option_pairs,
-                                      parse_positive, parse_ranged, read,
-                                      record_removal, store_result, write)
+                                      also_propagate, no_propagation,
+                                      parse_positive, parse_ranged,
+                                      propagate_as, read, record_removal,
+                                      store_result, write)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
@@ -185,6 +187,7 @@ def spop(c, argv):
         member = random.choice(tuple(members))
         members.remove(member)
     record_removal(c, key, members)
+    propagate_as(c, [b"SREM", key, member])
     return member
 
 
@@ -197,10 +200,15 @@ def _spop_count(c, key, count):
         popped = ordered(c, members)
         ks.delete(key)
         ks.touch(key, len(popped) - 1)
+        propagate_as(c, [b"DEL", key])
         return SetReply(popped)
     popped = random.sample(tuple(members), count)
     members.difference_update(popped)
     ks.touch(key, count)
+    # One SREM per member (wrapped in MULTI/EXEC), as Redis does.
+    for member in popped:
+        also_propagate(c, [b"SREM", key, member])
+    no_propagation(c)
     return SetReply(popped)
 
 

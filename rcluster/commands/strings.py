@@ -1,9 +1,12 @@
-"""String commands.  Strings are stored as ``bytes``."""
+"""String commands.  Strings are stored as ``bytes``, or as a ``bytearray``
+once edited in place (see common.py: is_string, as_bytes)."""
 from __future__ import annotations
 
 from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
                                       SYNTAX, WRONGTYPE, arity_error,
-                                      increment, parse_int, read, write)
+                                      as_bytes, increment, is_string,
+                                      parse_int, propagate_as, read,
+                                      unshare_string, write)
 from rcluster.commands.longdouble import (increment_long_double,
                                           parse_long_double)
 from rcluster.commands.table import CommandError, command, key_range
@@ -80,22 +83,27 @@ def set_(c, argv):
         return OK
     flags, expire = parse_string_options(argv, 3, True, "set")
     key = argv[1]
-    return _set_generic(c, key, argv[2], flags, expire, "set", OK, None)
+    return _set_generic(c, key, argv[2], flags, expire, "set", OK, None, argv)
 
 
-def _set_generic(c, key, value, flags, expire, name, ok_reply, abort_reply):
+def _set_generic(c, key, value, flags, expire, name, ok_reply, abort_reply,
+                 argv=None):
     ks = c.server.keyspace
     when = deadline_ms(c, expire, flags, name) if expire is not None else None
     old = ks.lookup(key)
     if flags & GET:
-        if old is not None and old.__class__ is not bytes:
+        if old is not None and not is_string(old):
             raise CommandError(WRONGTYPE)
+        old = as_bytes(old)
     found = old is not None
     if (flags & NX and found) or (flags & XX and not found):
         return old if flags & GET else abort_reply
     ks.set(key, value, keepttl=bool(flags & KEEPTTL))
     if when is not None:
         ks.set_expire(key, when)
+        propagate_as(c, [b"SET", key, value, b"PXAT", b"%d" % when])
+    elif flags & GET:
+        propagate_as(c, argv[:3] + [a for a in argv[3:] if a.lower() != b"get"])
     return old if flags & GET else ok_reply
 
 
@@ -128,6 +136,8 @@ def get(c, argv):
         return None
     server.stats.keyspace_hits += 1
     if value.__class__ is not bytes:
+        if value.__class__ is bytearray:
+            return bytes(value)
         raise CommandError(WRONGTYPE)
     return value
 
@@ -148,11 +158,14 @@ def getex(c, argv):
         when = deadline_ms(c, expire, flags, "getex")
         if flags & (EXAT | PXAT) and when <= ks.now:
             ks.delete(key)
+            lazy = c.server.settings.lazyfree_lazy_expire
+            propagate_as(c, [b"UNLINK" if lazy else b"DEL", key])
         else:
             ks.set_expire(key, when)
-    elif flags & PERSIST:
-        ks.persist(key)
-    return value
+            propagate_as(c, [b"PEXPIREAT", key, b"%d" % when])
+    elif flags & PERSIST and ks.persist(key):
+        propagate_as(c, [b"PERSIST", key])
+    return as_bytes(value)
 
 
 @command("getdel", 2, "write fast", keys=(1, 1, 1, "RW access delete"),
@@ -161,7 +174,9 @@ def getdel(c, argv):
     value = read(c, argv[1], bytes)
     if value is not None:
         c.server.keyspace.delete(argv[1])
-    return value
+        lazy = c.server.settings.lazyfree_lazy_user_del
+        propagate_as(c, [b"UNLINK" if lazy else b"DEL", argv[1]])
+    return as_bytes(value)
 
 
 @command("getset", 3, "write denyoom fast", keys=(1, 1, 1, "RW access update"),
@@ -169,7 +184,8 @@ def getdel(c, argv):
 def getset(c, argv):
     old = read(c, argv[1], bytes)
     c.server.keyspace.set(argv[1], argv[2])
-    return old
+    propagate_as(c, [b"SET", argv[1], argv[2]])
+    return as_bytes(old)
 
 
 @command("mget", -2, "readonly fast", keys=(1, -1, 1, "RO access"),
@@ -180,7 +196,8 @@ def mget(c, argv):
     out = []
     for key in argv[1:]:
         value = lookup(key)
-        out.append(value if value.__class__ is bytes else None)
+        out.append(value if value.__class__ is bytes else bytes(value)
+                   if value.__class__ is bytearray else None)
     return out
 
 
@@ -257,6 +274,8 @@ def incrbyfloat(c, argv):
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT)
     text = increment_long_double(value, parse_long_double(argv[2], NOT_FLOAT))
     c.server.keyspace.set(key, text, keepttl=True)
+    # Replicas get the result, not a float computation to redo.
+    propagate_as(c, [b"SET", key, text, b"KEEPTTL"])
     return text
 
 
@@ -270,9 +289,10 @@ def append(c, argv):
         ks.set(key, extra)
         return len(extra)
     _check_size(c, len(old) + len(extra))
-    value = old + extra
-    ks.set(key, value, keepttl=True)
-    return len(value)
+    buf = unshare_string(c, key, old)
+    buf += extra
+    ks.touch(key)
+    return len(buf)
 
 
 @command("strlen", 2, "readonly fast", keys=(1, 1, 1, "RO"),
@@ -290,20 +310,24 @@ def setrange(c, argv):
     offset = parse_int(argv[2])
     if offset < 0:
         raise CommandError("ERR offset is out of range")
-    ks = c.server.keyspace
     old = write(c, key, bytes)
     if old is None:
         if not chunk:
             return 0
-        old = b""
     elif not chunk:
         return len(old)
     _check_size(c, offset + len(chunk))
-    if len(old) < offset:
-        old = old + b"\0" * (offset - len(old))
-    value = old[:offset] + chunk + old[offset + len(chunk):]
-    ks.set(key, value, keepttl=True)
-    return len(value)
+    if old is None:
+        buf = bytearray(offset)
+        buf += chunk
+        c.server.keyspace.add(key, buf)
+        return len(buf)
+    buf = unshare_string(c, key, old)
+    if len(buf) < offset:
+        buf += bytes(offset - len(buf))
+    buf[offset:offset + len(chunk)] = chunk
+    c.server.keyspace.touch(key)
+    return len(buf)
 
 
 @command("getrange", 4, "readonly", keys=(1, 1, 1, "RO access"),
@@ -324,7 +348,7 @@ def getrange(c, argv):
     end = min(end, size - 1)
     if start > end or size == 0:
         return b""
-    return value[start:end + 1]
+    return as_bytes(value[start:end + 1])
 
 
 @command("substr", 4, "readonly", keys=(1, 1, 1, "RO access"),

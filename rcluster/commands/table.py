@@ -142,11 +142,14 @@ class KeySpec:
 
 
 def _find_keyword(argv, keyword, startfrom):
+    # As getKeysUsingKeySpecs: case-insensitive, and the search stops
+    # before the last argument (or, backwards, before argv[1]).
     argc = len(argv)
     if startfrom > 0:
-        indexes = range(startfrom, argc)
+        indexes = range(startfrom, argc - 1)
     else:
-        indexes = range(argc + startfrom, 0, -1)
+        indexes = range(argc + startfrom, 1, -1)
+    keyword = keyword.lower()
     for i in indexes:
         if 1 <= i < argc and argv[i].lower() == keyword:
             return i + 1
@@ -240,7 +243,16 @@ class Command:
 
     def write_keys(self, argv) -> list:
         """The keys this call may modify (for WATCH): non read-only specs."""
-        if self.get_keys is not None or len(self.key_specs) < 2:
+        if self.get_keys is not None:
+            # A get_keys function may give each key's flags (its
+            # ``key_flags``: argv -> [(position, flags)]), as SORT does:
+            # only its STORE key is written, not the key it sorts.
+            key_flags = getattr(self.get_keys, "key_flags", None)
+            if key_flags is not None:
+                return [argv[i] for i, flags in key_flags(argv)
+                        if "RO" not in flags]
+            return self.keys(argv)
+        if len(self.key_specs) < 2:
             return self.keys(argv)
         out = []
         try:

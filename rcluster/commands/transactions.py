@@ -8,6 +8,7 @@ bookkeeping, and EXEC then answers the null array.
 """
 from __future__ import annotations
 
+from rcluster.commands.common import no_propagation
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import NULL_ARRAY, OK, Error
 
@@ -64,9 +65,14 @@ def exec_(c, argv):
     # in_exec: blocking commands answer at once instead of blocking.
     server.in_exec = True
     try:
-        return [server.call(c, cmd, args, send=False) for cmd, args in queued]
+        replies = [server.call(c, cmd, args, send=False)
+                   for cmd, args in queued]
     finally:
         server.in_exec = False
+    # The queued commands propagated themselves (wrapped in MULTI/EXEC
+    # once, when the unit ends); EXEC itself never is.
+    no_propagation(c)
+    return replies
 
 
 @command("watch", -2, _CONTROL, keys=(1, -1, 1, "RO"), since="2.2.0",

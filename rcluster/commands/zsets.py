@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from rcluster.commands.common import (LLONG_MAX, RANDOM_TIP, SYNTAX,
                                       parse_float, parse_int, parse_mpop,
                                       parse_positive, parse_ranged,
-                                      parse_timeout, rank_span, read,
-                                      record_removal, store_result, strtod,
-                                      write)
+                                      parse_timeout, propagate_as, rank_span,
+                                      read, record_removal, store_result,
+                                      strtod, write)
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
 from rcluster.commands.sets import NEGATIVE_LIMIT
@@ -177,8 +177,12 @@ def _zadd_one(c, zs: ZSet, score: float, member: bytes, flags: set):
 
 def _zadd(c, argv, flags: set):
     """ZADD and ZINCRBY (which is ZADD INCR)."""
-    pairs = _parse_zadd(argv, flags)
-    key = argv[1]
+    return zadd_pairs(c, argv[1], _parse_zadd(argv, flags), flags)
+
+
+def zadd_pairs(c, key: bytes, pairs, flags: set):
+    """ZADD's work once parsed: (score, member) pairs with the options
+    (lower-case flags); its reply (GEOADD comes here too)."""
     zs = write(c, key, ZSet)
     created = zs is None
     if created:
@@ -572,6 +576,7 @@ def _bzpop(c, argv, highest: bool, name: str):
                                        c.server.table.get(name), argv,
                                        NULL_ARRAY)
     [(member, score)] = _pop(c, key, zs, 1, highest)
+    propagate_as(c, [b"ZPOPMAX" if highest else b"ZPOPMIN", key])
     return [key, member, Double(score)]
 
 
@@ -603,7 +608,11 @@ def _parse_zmpop(argv, numkeys_at: int):
 
 
 def _mpop_reply(c, key, zs, count, highest):
-    return [key, _nested(_pop(c, key, zs, count, highest))]
+    popped = _pop(c, key, zs, count, highest)
+    # Replicated as ZPOPMIN/ZPOPMAX key count, blocking or not.
+    propagate_as(c, [b"ZPOPMAX" if highest else b"ZPOPMIN", key,
+                     b"%d" % len(popped)])
+    return [key, _nested(popped)]
 
 
 _MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided "

@@ -23,8 +23,6 @@ from tests.integration.test_cluster_formation import (TIMEOUT, converged,
                                                       info, wait_for)
 
 KEYS = 10_000
-NO_REPLICATION = ("ERR CLUSTER REPLICATE is not supported yet: this node "
-                  "can't replicate")
 
 
 def create(nodes, replicas) -> str:
@@ -104,22 +102,13 @@ class ClusterClientsTests(TestCase):
                     if start <= slot <= end)
 
     def test_create_with_replicas(self):
-        """redis-cli ignores CLUSTER REPLICATE errors during create: while
-        replication is missing, the would-be replicas stay empty masters,
-        REPLICATE says why, and the three masters form a healthy cluster."""
+        """Three masters with one replica each, as every node sees it."""
         self.assertIn("[OK] All 16384 slots covered.", self.create_output)
         view = roles(self.nodes[0])
         replicas = [port for port, (flags, *_) in view.items() if flags == "slave"]
-        if replicas:    # replication exists: three masters, one replica each
-            self.assertEqual(len(replicas), 3)
-            self.assertEqual(len({view[port][1] for port in replicas}), 3)
-        else:
-            self.assertEqual([flags for flags, *_ in view.values()], ["master"] * 6)
-            self.assertEqual(len(self.masters), 3)
-            spare = next(n for n in self.nodes if n not in self.masters)
-            master_id = view[self.masters[0].port][2]
-            self.assertEqual(spare.cli("cluster", "replicate", master_id).strip(),
-                             NO_REPLICATION)
+        self.assertEqual(len(replicas), 3)
+        self.assertEqual(len({view[port][1] for port in replicas}), 3)
+        self.assertEqual(len(self.masters), 3)
         for node in self.nodes:
             fields = info(node)
             self.assertEqual((fields["cluster_state"], fields["cluster_known_nodes"],
@@ -156,19 +145,30 @@ class ClusterClientsTests(TestCase):
             pipe.get(key)
         self.assertEqual(pipe.execute(), [key[::-1] for key in keys])
 
-        # Each key is on its slot's owner, and only there.
+        # Each key is on its slot's owner and its replica, and only there.
         per_slot = Counter(keyslot(k) for k in keys)
         slots = sorted(per_slot)
         for node in self.nodes:
             client = node.client()
             self.addCleanup(client.close)
-            expected = [per_slot[slot] if self.owner_of_slot(slot) is node else 0
-                        for slot in slots]
-            self.assertEqual(client.dbsize(), sum(expected))
+            shard = self.master_of(node)
+            expected = [per_slot[slot] if self.owner_of_slot(slot) is shard
+                        else 0 for slot in slots]
+            # A replica may still be applying the stream.
+            wait_for(lambda: client.dbsize() == sum(expected), timeout=10,
+                     what=f"{sum(expected)} keys on {node.port}")
             pipe = client.pipeline(transaction=False)
             for slot in slots:
                 pipe.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
             self.assertEqual(pipe.execute(), expected)
+
+    def master_of(self, node) -> NodeProcess:
+        """The node itself if a master, else the master it replicates."""
+        flags, master_id, *_ = roles(node)[node.port]
+        if flags != "slave":
+            return node
+        return next(n for n in self.masters
+                    if roles(n)[n.port][2] == master_id)
 
     def owner_of_slot(self, slot) -> NodeProcess:
         return next(self.by_port[port] for start, end, port in self.owners
@@ -206,7 +206,8 @@ class ClusterClientsTests(TestCase):
         owner = self.owner(channel)
         moved = f"MOVED {keyslot(channel)} 127.0.0.1:{owner.port}"
         for node in self.nodes:
-            if node is owner:
+            # The owner's replica serves shard channels too (as Redis).
+            if self.master_of(node) is owner:
                 continue
             with AdminClient(port=node.port) as client:
                 for command in (("SSUBSCRIBE", channel), ("SPUBLISH", channel, "x")):

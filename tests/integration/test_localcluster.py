@@ -61,7 +61,7 @@ class LocalClusterTests(TestCase):
         return ids
 
     def test_start_status_stop_restart_clean(self):
-        out = self.run_tool("start")
+        out = self.run_tool("start", "--replicas", "0")
         self.assertIn(f"3 masters on 127.0.0.1:{self.base}-{self.base + 2} "
                       "(created), cluster_state:ok", out)
         self.assertIn(f"redis-cli -c -p {self.base}", out)
@@ -86,7 +86,7 @@ class LocalClusterTests(TestCase):
         self.assertEqual(sorted(pids), self.ports)
 
         # Starting twice is refused and changes nothing.
-        out = self.run_tool("start", expect=1)
+        out = self.run_tool("start", "--replicas", "0", expect=1)
         self.assertIn(f"is already running (ports {self.base}-{self.base + 2}); "
                       f"'rcluster-cluster stop --dir {self.dir}' stops it", out)
         self.assertEqual(localcluster.running_nodes(self.dir), pids)
@@ -103,7 +103,7 @@ class LocalClusterTests(TestCase):
         self.assertIn("no cluster is running", self.run_tool("status", expect=1))
 
         # The next start brings the same cluster back from nodes.conf.
-        out = self.run_tool("start")
+        out = self.run_tool("start", "--replicas", "0")
         self.assertIn("(restarted from its nodes.conf files), cluster_state:ok", out)
         self.assertEqual(self.myids(), names)
         self.run_tool("clean")
@@ -114,7 +114,7 @@ class LocalClusterTests(TestCase):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", self.base + 1 + 10000))
             sock.listen()
-            out = self.run_tool("start", expect=1)
+            out = self.run_tool("start", "--replicas", "0", expect=1)
         self.assertIn(f"port(s) {self.base + 1 + 10000} already in use", out)
         self.assertEqual(localcluster.running_nodes(self.dir), {})
         self.assertEqual(localcluster.node_ports(self.dir), [])
@@ -125,7 +125,7 @@ class LocalClusterTests(TestCase):
         os.makedirs(other)
         with open(os.path.join(other, "nodes.conf"), "w") as fh:
             fh.write("vars currentEpoch 0 lastVoteEpoch 0\n")
-        out = self.run_tool("start", expect=1)
+        out = self.run_tool("start", "--replicas", "0", expect=1)
         self.assertIn(f"holds a cluster on ports {self.base + 7}", out)
         self.assertIn(f"'rcluster-cluster clean --dir {self.dir}' first", out)
         self.assertEqual(localcluster.running_nodes(self.dir), {})
@@ -133,3 +133,31 @@ class LocalClusterTests(TestCase):
     def test_bad_arguments(self):
         out = self.run_tool("start", "--nodes", "0", expect=2)
         self.assertIn("--nodes must be between 1 and 100", out)
+
+    def test_default_is_three_masters_three_replicas(self):
+        if not have("redis-cli"):
+            raise __import__("unittest").SkipTest("redis-cli not installed")
+        self.base = free_base_port(6)
+        ports = [self.base + i for i in range(6)]
+        out = self.run_tool("start")
+        self.assertIn(f"3 masters + 3 replicas on 127.0.0.1:{self.base}-"
+                      f"{self.base + 5} (created), cluster_state:ok", out)
+        out = self.run_tool("status")
+        for port in ports[:3]:
+            self.assertRegex(out, rf"127.0.0.1:{port} pid \d+ cluster_state:ok "
+                             r"known_nodes:6 slots_assigned:16384 role:master")
+        for port in ports[3:]:
+            self.assertIn(f"slots_assigned:16384 role:replica of {port - 3} "
+                          "link:up", out)
+        check = subprocess.run(
+            ["redis-cli", "--cluster", "check", f"127.0.0.1:{self.base}"],
+            capture_output=True, text=True, timeout=30).stdout
+        self.assertIn("[OK] All nodes agree about slots configuration.", check)
+        self.assertIn("[OK] All 16384 slots covered.", check)
+        # Each master's summary line: "... | 1 slaves."
+        self.assertEqual(check.count("| 1 slaves."), 3)
+        self.assertNotIn("[ERR]", check)
+        result = subprocess.run(
+            ["redis-cli", "-c", "-p", str(self.base), "set", "foo", "bar"],
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.stdout.strip(), "OK")

@@ -144,7 +144,9 @@ class ServerTestCase(TestCase):
         return self.raw("EXEC")
 
     def capture_propagation(self) -> list:
-        """The argv of every command propagated from now on."""
+        """The argv of every op the write path hands its sinks from now on
+        (MULTI and EXEC included)."""
         sent = []
-        self.server.propagate = lambda c, cmd, argv: sent.append(list(argv))
+        self.server.write_path.add_sink(
+            lambda db, ops: sent.extend(list(argv) for argv in ops))
         return sent

@@ -422,7 +422,7 @@ class ClusterCommandTests(TestCase):
     def test_links(self):
         self.assertEqual(self.call("CLUSTER", "LINKS"), b"*0\r\n")
         other = self.add_node()
-        link = self.state.connect(other)
+        link = self.server.cluster_engine.connect(other)
         link.attach(lambda data: None, lambda: None)
         reply = self.call("CLUSTER", "LINKS")
         self.assertEqual(reply, b"*1\r\n*12\r\n" + bulk("direction") + bulk("to")
@@ -443,12 +443,11 @@ class ClusterCommandTests(TestCase):
                          b"-ERR To set a master the node must be empty and "
                          b"without assigned slots.\r\n")
         self.call("CLUSTER", "DELSLOTS", "1")
-        # No replication in this node yet: a clear error, nothing changed.
+        # No replication service attached: a clear error, nothing changed.
         self.assertEqual(self.call("CLUSTER", "REPLICATE", OTHER),
-                         b"-ERR CLUSTER REPLICATE is not supported yet: this "
-                         b"node can't replicate\r\n")
+                         b"-ERR CLUSTER REPLICATE needs the replication "
+                         b"service, which this node runs without\r\n")
         self.assertTrue(self.me.is_master)
-        self.service.host.replication_available = True
         seen = []
         self.service.host.on_replicate = seen.append
         self.assertEqual(self.call("CLUSTER", "REPLICATE", OTHER), b"+OK\r\n")
@@ -464,8 +463,10 @@ class ClusterCommandTests(TestCase):
         self.assertEqual(self.call("CLUSTER", "FAILOVER"),
                          b"-ERR Master is down or failed, please use CLUSTER "
                          b"FAILOVER FORCE\r\n")
-        self.assertEqual(self.call("CLUSTER", "FAILOVER", "FORCE"),
-                         b"-ERR CLUSTER FAILOVER is not supported yet\r\n")
+        # FORCE: no handshake with the master, the election may start.
+        self.assertEqual(self.call("CLUSTER", "FAILOVER", "FORCE"), b"+OK\r\n")
+        self.assertTrue(self.state.mf_can_start)
+        self.assertEqual(self.state.mf_end, START + 5000)
 
     # -- connection flags ---------------------------------------------------------
     def test_asking_readonly_readwrite(self):
@@ -476,3 +477,21 @@ class ClusterCommandTests(TestCase):
         self.assertTrue(client.readonly)
         self.assertEqual(self.call("READWRITE"), b"+OK\r\n")
         self.assertFalse(client.readonly)
+
+
+class DropPacketFilterTests(TestCase):
+    """DEBUG DROP-CLUSTER-PACKET-FILTER <type>: -1 clears."""
+
+    setUp = ClusterCommandTests.setUp
+    call = ClusterCommandTests.call
+
+    def test_drop_filter(self):
+        self.server.settings.apply("enable-debug-command", ["yes"])
+        self.assertEqual(self.call("DEBUG", "DROP-CLUSTER-PACKET-FILTER", "1"),
+                         b"+OK\r\n")
+        self.assertEqual(self.state.drop_packet_filter, 1)
+        self.assertEqual(self.call("DEBUG", "drop-cluster-packet-filter", "-1"),
+                         b"+OK\r\n")
+        self.assertEqual(self.state.drop_packet_filter, -1)
+        self.assertEqual(self.call("DEBUG", "DROP-CLUSTER-PACKET-FILTER", "x"),
+                         b"-ERR value is not an integer or out of range\r\n")

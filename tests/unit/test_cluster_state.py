@@ -4,6 +4,7 @@ on a shared fake clock: deterministic, no sockets, no reactor."""
 from __future__ import annotations
 
 import random
+import weakref
 from collections import deque
 
 from twisted.trial.unittest import TestCase
@@ -16,6 +17,7 @@ from rcluster.cluster.messages import (NODE_FAIL, NODE_HANDSHAKE,
                                        STATE_FAIL, STATE_OK, Gossip, Header,
                                        Message, PingBody)
 from rcluster.cluster.nodesconf import describe_node
+from rcluster.cluster.engine import ClusterEngine
 from rcluster.cluster.state import ClusterState, Host
 from rcluster.config import Settings
 
@@ -52,6 +54,17 @@ class RecordingHost(Host):
         self.replicating.append(node)
 
 
+_ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def engine_of(state) -> ClusterEngine:
+    """The engine that feeds events to a test's state."""
+    engine = _ENGINES.get(state)
+    if engine is None:
+        engine = _ENGINES[state] = ClusterEngine(state)
+    return engine
+
+
 def make_state(port=7000, clock=None, seed=None, **directives) -> ClusterState:
     settings = Settings()
     settings.apply("port", [str(port)])
@@ -86,7 +99,7 @@ class Net:
     def add(self, port, slots=None, seed=None, **directives) -> ClusterState:
         state = make_state(port, self.clock, seed,
                            cluster_node_timeout=self.timeout, **directives)
-        state.connector = lambda link, st=state: self._connect(st, link)
+        engine_of(state).connector = lambda link, st=state: self._connect(st, link)
         self.states[port] = state
         for slot in slots or ():
             state.add_slot(state.myself, slot)
@@ -108,13 +121,13 @@ class Net:
         target = self.states.get(dst)
         if target is None or link.node.ip != "127.0.0.1" or \
                 not self._reachable(src, dst):
-            self.queue.append(lambda: link.closed or state.link_lost(link))
+            self.queue.append(lambda: link.closed or engine_of(state).link_lost(link))
             return
 
         def established():
             if link.closed:
                 return
-            inbound = target.accept_link()
+            inbound = engine_of(target).accept_link()
             link.attach(self._sender(src, target, inbound, dst),
                         lambda: self._lose(target, inbound),
                         "127.0.0.1", "127.0.0.1")
@@ -122,8 +135,7 @@ class Net:
                            lambda: self._lose(state, link),
                            "127.0.0.1", "127.0.0.1")
             self.pairs.append((state, link, target, inbound))
-            state.link_connected(link)
-            state.before_sleep()
+            engine_of(state).link_connected(link)
         self.queue.append(established)
 
     def _sender(self, src, receiver, link, dst):
@@ -132,12 +144,12 @@ class Net:
 
             def deliver():
                 if not link.closed and self._reachable(src, dst):
-                    receiver.link_data(link, data)
+                    engine_of(receiver).link_data(link, data)
             self.queue.append(deliver)
         return write
 
     def _lose(self, state, link):
-        self.queue.append(lambda: link.closed or state.link_lost(link))
+        self.queue.append(lambda: link.closed or engine_of(state).link_lost(link))
 
     def run(self):
         while self.queue:
@@ -148,7 +160,7 @@ class Net:
             self.clock[0] += 100
             for port, state in self.states.items():
                 if port not in self.down:
-                    state.cron()
+                    engine_of(state).cron()
             self.run()
 
     def _drop_links(self, a, b=None):
@@ -158,7 +170,7 @@ class Net:
             if a in ports and (b is None or b in ports):
                 for state, link in ((st1, l1), (st2, l2)):
                     if not link.closed:
-                        state.link_lost(link)
+                        engine_of(state).link_lost(link)
         self.run()
 
     def kill(self, port):
@@ -206,13 +218,13 @@ def three_masters(timeout=1000, **directives):
 
 def inbound_ping(state, sender: bytes, msg_type=m.PING, gossip=(), **header):
     """Feed a packet to the state on a new inbound link; returns the link."""
-    link = state.accept_link()
+    link = engine_of(state).accept_link()
     frames = []
     link.attach(frames.append, lambda: None, "127.0.0.1", "127.0.0.1")
     link.frames = frames
     h = Header(type=msg_type, sender=sender, port=header.pop("port", 7100),
                cport=header.pop("cport", 17100), **header)
-    state.link_data(link, m.encode(Message(h, PingBody(list(gossip)))))
+    engine_of(state).link_data(link, m.encode(Message(h, PingBody(list(gossip)))))
     return link
 
 
@@ -653,16 +665,16 @@ class ConfigTests(TestCase):
             state.add_slot(x, slot)
         sender = state.create_node(NAME_Y, NODE_MASTER)
         state.add_node(sender)
-        link = state.accept_link()
+        link = engine_of(state).accept_link()
         link.attach(lambda d: None, lambda: None)
         state.set_inbound_link(sender, link)
         h = Header(type=m.UPDATE, sender=NAME_Y.encode())
         body = m.UpdateBody(5, NAME_X.encode(), m.slots_to_bitmap(range(20)))
-        state.link_data(link, m.encode(Message(h, body)))
+        engine_of(state).link_data(link, m.encode(Message(h, body)))
         self.assertEqual((x.config_epoch, x.numslots), (5, 20))
         # An UPDATE that is not newer is ignored.
         body = m.UpdateBody(4, NAME_X.encode(), m.slots_to_bitmap([100]))
-        state.link_data(link, m.encode(Message(h, body)))
+        engine_of(state).link_data(link, m.encode(Message(h, body)))
         self.assertEqual(x.numslots, 20)
 
     def test_losing_slots_with_keys_deletes_them(self):
@@ -812,7 +824,7 @@ class BadInputTests(TestCase):
         net, a, b, c = three_masters()
         node_b = a.nodes[b.myself.name]
         link = node_b.inbound_link
-        a.link_data(link, b"GET / HTTP/1.1\r\n\r\n")
+        engine_of(a).link_data(link, b"GET / HTTP/1.1\r\n\r\n")
         self.assertTrue(link.closed)
         self.assertIsNone(node_b.inbound_link)
         # The node itself stays known, and comes back on a new link.
@@ -822,13 +834,13 @@ class BadInputTests(TestCase):
 
     def test_truncated_gossip_drops_the_link(self):
         state = make_state()
-        link = state.accept_link()
+        link = engine_of(state).accept_link()
         link.attach(lambda d: None, lambda: None)
         frame = bytearray(m.encode(Message(Header(type=m.PING,
                                                   sender=NAME_X.encode()),
                                            PingBody())))
         frame[14:16] = (3).to_bytes(2, "big")   # count=3, no entries
-        state.link_data(link, bytes(frame))
+        engine_of(state).link_data(link, bytes(frame))
         self.assertTrue(link.closed)
 
     def test_invalid_sender_name_drops_the_link(self):
@@ -845,6 +857,6 @@ class BadInputTests(TestCase):
                      flags=NODE_MASTER)
         h = b.build_header(m.PING)
         for _ in range(2):
-            a.link_data(link, m.encode(Message(h, PingBody([bad]))))
+            engine_of(a).link_data(link, m.encode(Message(h, PingBody([bad]))))
         self.assertEqual(len(a.nodes), 3)
         self.assertFalse(link.closed)

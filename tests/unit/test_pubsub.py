@@ -120,16 +120,15 @@ class SubscribeTests(ServerTestCase):
         self.assertEqual(self.publish("a", "x"), 0)
 
     def test_hooks(self):
-        published, propagated = [], []
+        published = []
         self.server.pubsub.on_publish = \
             lambda *args: published.append(args)
-        self.server.propagate = \
-            lambda c, cmd, argv: propagated.append((cmd.name, argv))
+        propagated = self.capture_propagation()
         self.publish("a", "x")
         self.publish("s", "y", "SPUBLISH")
         self.assertEqual(published, [(b"a", b"x", False), (b"s", b"y", True)])
-        self.assertEqual(propagated, [("publish", [b"PUBLISH", b"a", b"x"]),
-                                      ("spublish", [b"SPUBLISH", b"s", b"y"])])
+        self.assertEqual(propagated, [[b"PUBLISH", b"a", b"x"],
+                                      [b"SPUBLISH", b"s", b"y"]])
 
 
 class PubsubIntrospectionTests(ServerTestCase):

@@ -162,7 +162,7 @@ class DebugTests(ServerTestCase):
         self.call("RPUSH", "l", "a", "b", "c")
         self.assertRegex(self.call("DEBUG", "OBJECT", "n").decode(),
                          r"^Value at:0x[0-9a-f]+ refcount:2147483647 "
-                         r"encoding:int serializedlength:0 lru:\d+ "
+                         r"encoding:int serializedlength:2 lru:\d+ "
                          r"lru_seconds_idle:0$")
         self.assertRegex(self.call("DEBUG", "OBJECT", "l").decode(),
                          r" encoding:quicklist .* ql_nodes:1 ql_avg_node:3.00 "

@@ -100,7 +100,7 @@ class MultiExecTests(ServerTestCase):
         self.assertFalse(self.server.in_exec)
         self.assertIs(self.proto.client.blocked, None)
 
-    def test_each_queued_write_is_propagated(self):
+    def test_queued_writes_propagate_once_wrapped(self):
         sent = self.capture_propagation()
         self.call("MULTI")
         self.call("SET", "a", 1)
@@ -108,7 +108,7 @@ class MultiExecTests(ServerTestCase):
         self.call("EXPIRE", "a", 10)
         self.call("EXEC")
         self.assertEqual([argv[0] for argv in sent],
-                         [b"SET", b"PEXPIREAT", b"EXEC"])
+                         [b"MULTI", b"SET", b"PEXPIREAT", b"EXEC"])
 
 
 class WatchTests(ServerTestCase):

@@ -1,0 +1,155 @@
+"""The write path: every change reaches replicas, the AOF, WATCH, blocked
+clients and tracking from here, once (Redis's call() / alsoPropagate() /
+propagatePendingCommands(), sans-IO).
+
+What a command changed is recorded as *ops* (argv lists):
+
+- ``Server.call`` records the command itself when it changed the dataset
+  (``keyspace.dirty`` moved), as called or as the handler rewrote it with
+  ``propagate_as`` - the deterministic form (EX -> PXAT, SPOP -> SREM,
+  BLPOP -> LPOP, ...), unless the handler said ``no_propagation`` because
+  it recorded its effects itself with ``also_propagate``;
+- the server records deletions it makes on its own (lazy and active
+  expiry, slot deletion, eviction) with ``deleted``.
+
+Ops accumulate while a top-level execution unit runs (a command, with the
+commands an EXEC or a script runs inside it) and are handed to the sinks
+when it ends (``flush``): several ops are wrapped in MULTI ... EXEC once,
+one op goes alone, as Redis 7.0 does.  Server-made deletions outside a
+command (active expiry, slot deletion) are flushed unwrapped.
+
+A rewrite is kept on the client that runs the command, not on a stack: a
+nested call on the same client (a command inside EXEC) consumes its own
+rewrite when it returns, so a command that runs others on its own client
+calls ``no_propagation`` after them.  A script's commands run on the
+script's client, so its caller may say so first.
+
+The same place tells WATCH, blocked clients and the key listeners
+(tracking) which keys changed: ``touched(keys, client)``, ``None`` keys
+for "everything was flushed".
+"""
+from __future__ import annotations
+
+MULTI = [b"MULTI"]
+EXEC = [b"EXEC"]
+# The marker a handler leaves on its client to stop its own argv.
+PREVENT = object()
+
+
+class WritePath:
+    __slots__ = ("server", "sinks", "key_listeners", "pending", "marked",
+                 "active")
+
+    def __init__(self, server):
+        self.server = server
+        self.sinks: list = []            # fn(db, ops)
+        self.key_listeners: list = []    # fn(keys or None, client or None)
+        self.pending: list = []          # ops of the running unit
+        self.marked: list = []           # clients holding a rewrite
+        # Anyone to feed ops to?  (Without sinks nothing is recorded.)
+        self.active = False
+
+    # -- registration -----------------------------------------------------
+    def add_sink(self, sink):
+        """sink(db, ops): the ops of one execution unit, in order."""
+        self.sinks.append(sink)
+        self.active = True
+
+    def remove_sink(self, sink):
+        if sink in self.sinks:
+            self.sinks.remove(sink)
+        self.active = bool(self.sinks)
+
+    def add_key_listener(self, listener):
+        """listener(keys, client): keys a command, an expiry or the server
+        changed (None: the whole keyspace was flushed); client is the
+        writer, None for the server's own deletions."""
+        self.key_listeners.append(listener)
+
+    def remove_key_listener(self, listener):
+        if listener in self.key_listeners:
+            self.key_listeners.remove(listener)
+
+    # -- what handlers say (through commands/common.py) -------------------
+    def propagate_as(self, c, argv):
+        if self.active:
+            c.propagation = argv
+            self.marked.append(c)
+
+    def no_propagation(self, c):
+        if self.active:
+            c.propagation = PREVENT
+            self.marked.append(c)
+
+    def also_propagate(self, argv):
+        if self.active:
+            self.pending.append(argv)
+
+    # -- what the server records -----------------------------------------
+    def command_done(self, c, cmd, argv):
+        """After a call that changed the dataset: record its op, touch its
+        keys (Server.call calls this only when something listens)."""
+        if self.active:
+            rewrite = c.propagation
+            if rewrite is None:
+                self.pending.append(argv)
+            else:
+                c.propagation = None
+                if rewrite is not PREVENT:
+                    self.pending.append(rewrite)
+        server = self.server
+        if server.watched_keys or server.blocking.keys or self.key_listeners:
+            keys = cmd.write_keys(argv)
+            if keys:
+                self.touched(keys, c)
+
+    def deleted(self, key: bytes, lazy: bool = False):
+        """The server removed a key on its own (expiry, eviction, a slot
+        leaving): DEL (UNLINK when lazily freed) and the key listeners.
+        WATCH bookkeeping of expiry is the server's (it differs)."""
+        if self.active:
+            self.pending.append([b"UNLINK" if lazy else b"DEL", key])
+        if self.server.blocking.keys:
+            # A blocked XREADGROUP fails when its stream goes (Redis's
+            # dbGenericDelete signals the key).
+            self.server.blocking.signal([key])
+        for listener in self.key_listeners:
+            listener([key], None)
+
+    def touched(self, keys, client):
+        """Keys a write changed: WATCH, blocked clients, key listeners."""
+        server = self.server
+        if server.watched_keys:
+            server.touch_watched(keys)
+        if server.blocking.keys:
+            server.blocking.signal(keys)
+        for listener in self.key_listeners:
+            listener(keys, client)
+
+    def flushed(self, client):
+        """FLUSHALL / FLUSHDB emptied the keyspace."""
+        self.server.touch_all_watched()
+        blocking = self.server.blocking
+        if blocking.keys:
+            # scanDatabaseForDeletedStreams: blocked XREADGROUPs fail.
+            blocking.signal(list(blocking.keys))
+        for listener in self.key_listeners:
+            listener(None, client)
+
+    # -- the end of an execution unit --------------------------------------
+    def flush(self, wrap: bool = True):
+        """Hand the pending ops to the sinks (MULTI ... EXEC around several
+        when ``wrap``), and forget rewrites left unused (a handler that
+        rewrote, then failed)."""
+        if self.marked:
+            for c in self.marked:
+                c.propagation = None
+            self.marked = []
+        ops = self.pending
+        if not ops:
+            return
+        self.pending = []
+        if wrap and len(ops) > 1:
+            ops = [MULTI, *ops, EXEC]
+        for sink in self.sinks:
+            sink(0, ops)
