@@ -99,49 +99,49 @@ DIRECTIVES = (
     _e("supervised", "no", ("upstart", "systemd", "auto", "no"), mutable=False),
     _e("loglevel", "notice", ("debug", "verbose", "notice", "warning")),
     _s("logfile", mutable=False),
-    _b("syslog-enabled", False, mutable=False),
-    _s("syslog-ident", "redis", mutable=False),
-    _e("syslog-facility", "local0", ["user"] + [f"local{i}" for i in range(8)],
-       mutable=False),
+    _unhonoured(_b("syslog-enabled", False, mutable=False)),
+    _unhonoured(_s("syslog-ident", "redis", mutable=False)),
+    _unhonoured(_e("syslog-facility", "local0", ["user"] + [f"local{i}" for i in range(8)],
+                   mutable=False)),
     _i("databases", 16, 1, _I, mutable=False),
-    _b("always-show-logo", False, mutable=False),
-    _b("set-proc-title", True, mutable=False),
-    _s("proc-title-template", "{title} {listen-addr} {server-mode}"),
+    _unhonoured(_b("always-show-logo", False, mutable=False)),
+    _unhonoured(_b("set-proc-title", True, mutable=False)),
+    _unhonoured(_s("proc-title-template", "{title} {listen-addr} {server-mode}")),
     _s("unixsocket", mutable=False),
-    Directive("unixsocketperm", "int", 0, False, (), 0, 0o777),
+    _unhonoured(Directive("unixsocketperm", "int", 0, False, (), 0, 0o777)),
     _i("maxclients", 10000, 1, 2**32 - 1),
     Directive("dir", "str", "", protected=True),
-    _s("ignore-warnings"),
+    _unhonoured(_s("ignore-warnings")),
     _e("enable-debug-command", "no", _PROTECTED, mutable=False),
     _e("enable-protected-configs", "no", _PROTECTED, mutable=False),
-    _e("enable-module-command", "no", _PROTECTED, mutable=False),
+    _unhonoured(_e("enable-module-command", "no", _PROTECTED, mutable=False)),
     _i("hz", 10, 0, _I),
-    _b("dynamic-hz", True),
-    _i("io-threads", 1, 1, 128, mutable=False),
-    _b("io-threads-do-reads", False, mutable=False),
-    _b("disable-thp", True, mutable=False),
-    _i("shutdown-timeout", 10, 0, _I),
-    _e("shutdown-on-sigint", "default", ("default", "save", "nosave", "now", "force")),
+    _unhonoured(_b("dynamic-hz", True)),
+    _unhonoured(_i("io-threads", 1, 1, 128, mutable=False)),
+    _unhonoured(_b("io-threads-do-reads", False, mutable=False)),
+    _unhonoured(_b("disable-thp", True, mutable=False)),
+    _unhonoured(_i("shutdown-timeout", 10, 0, _I)),
+    _unhonoured(_e("shutdown-on-sigint", "default", ("default", "save", "nosave", "now", "force"))),
     _e("shutdown-on-sigterm", "default", ("default", "save", "nosave", "now", "force")),
-    _b("crash-log-enabled", True),
-    _b("crash-memcheck-enabled", True),
-    _e("oom-score-adj", "no", ("no", "yes", "relative", "absolute")),
-    Directive("oom-score-adj-values", "list", "0 200 800"),
-    _b("jemalloc-bg-thread", True),
-    _s("server_cpulist", mutable=False),
-    _s("bio_cpulist", mutable=False),
-    _s("aof_rewrite_cpulist", mutable=False),
-    _s("bgsave_cpulist", mutable=False),
-    _i("socket-mark-id", 0, 0, 2**32 - 1, mutable=False),
+    _unhonoured(_b("crash-log-enabled", True)),
+    _unhonoured(_b("crash-memcheck-enabled", True)),
+    _unhonoured(_e("oom-score-adj", "no", ("no", "yes", "relative", "absolute"))),
+    _unhonoured(Directive("oom-score-adj-values", "list", "0 200 800")),
+    _unhonoured(_b("jemalloc-bg-thread", True)),
+    _unhonoured(_s("server_cpulist", mutable=False)),
+    _unhonoured(_s("bio_cpulist", mutable=False)),
+    _unhonoured(_s("aof_rewrite_cpulist", mutable=False)),
+    _unhonoured(_s("bgsave_cpulist", mutable=False)),
+    _unhonoured(_i("socket-mark-id", 0, 0, 2**32 - 1, mutable=False)),
     _s("bind-source-addr"),
     # Security.
     _s("requirepass", sensitive=True),
     _s("masterauth", sensitive=True),
     _s("masteruser", sensitive=True),
-    _s("aclfile", mutable=False),
-    _i("acllog-max-len", 128, 0, _L),
-    _e("acl-pubsub-default", "resetchannels", ("allchannels", "resetchannels")),
-    _e("sanitize-dump-payload", "no", ("no", "yes", "clients")),
+    _unhonoured(_s("aclfile", mutable=False)),
+    _unhonoured(_i("acllog-max-len", 128, 0, _L)),
+    _unhonoured(_e("acl-pubsub-default", "resetchannels", ("allchannels", "resetchannels"))),
+    _unhonoured(_e("sanitize-dump-payload", "no", ("no", "yes", "clients"))),
     # Limits and protocol.
     _m("proto-max-bulk-len", 512 * 1024 * 1024, 1024 * 1024),
     _m("client-query-buffer-limit", 1024**3, 1024 * 1024),
@@ -156,20 +156,20 @@ DIRECTIVES = (
     _m("maxmemory-clients", 0),
     _i("lfu-log-factor", 10, 0, _I),
     _i("lfu-decay-time", 1, 0, _I),
-    _i("active-expire-effort", 1, 1, 10),
+    _unhonoured(_i("active-expire-effort", 1, 1, 10)),
     _b("lazyfree-lazy-eviction", False),
     _b("lazyfree-lazy-expire", False),
     _b("lazyfree-lazy-server-del", False),
     _b("lazyfree-lazy-user-del", False),
-    _b("lazyfree-lazy-user-flush", False),
-    _b("activerehashing", True),
-    _b("activedefrag", False),
-    _i("active-defrag-cycle-min", 1, 1, 99),
-    _i("active-defrag-cycle-max", 25, 1, 99),
-    _i("active-defrag-threshold-lower", 10, 0, 1000),
-    _i("active-defrag-threshold-upper", 100, 0, 1000),
-    _m("active-defrag-ignore-bytes", 100 << 20, 1),
-    _i("active-defrag-max-scan-fields", 1000, 1, _L),
+    _unhonoured(_b("lazyfree-lazy-user-flush", False)),
+    _unhonoured(_b("activerehashing", True)),
+    _unhonoured(_b("activedefrag", False)),
+    _unhonoured(_i("active-defrag-cycle-min", 1, 1, 99)),
+    _unhonoured(_i("active-defrag-cycle-max", 25, 1, 99)),
+    _unhonoured(_i("active-defrag-threshold-lower", 10, 0, 1000)),
+    _unhonoured(_i("active-defrag-threshold-upper", 100, 0, 1000)),
+    _unhonoured(_m("active-defrag-ignore-bytes", 100 << 20, 1)),
+    _unhonoured(_i("active-defrag-max-scan-fields", 1000, 1, _L)),
     _i("busy-reply-threshold", 5000, 0, _L, aliases=("lua-time-limit",)),
     _i("slowlog-log-slower-than", 10000, -1, _L),
     _i("slowlog-max-len", 128, 0, _L),
@@ -194,7 +194,7 @@ DIRECTIVES = (
     Directive("dbfilename", "str", "dump.rdb", protected=True),
     _b("rdbcompression", True),
     _b("rdbchecksum", True, mutable=False),
-    _b("rdb-del-sync-files", False),
+    _unhonoured(_b("rdb-del-sync-files", False)),
     _b("rdb-save-incremental-fsync", True),
     _b("stop-writes-on-bgsave-error", True),
     _b("appendonly", False),
@@ -222,10 +222,10 @@ DIRECTIVES = (
     Directive("replicaof", "replicaof", "", False, ("slaveof",)),
     _b("replica-serve-stale-data", True, aliases=("slave-serve-stale-data",)),
     _b("replica-read-only", True, aliases=("slave-read-only",)),
-    _b("replica-lazy-flush", False, aliases=("slave-lazy-flush",)),
+    _unhonoured(_b("replica-lazy-flush", False, aliases=("slave-lazy-flush",))),
     _b("replica-ignore-maxmemory", True, aliases=("slave-ignore-maxmemory",)),
     _b("replica-announced", True),
-    _b("replica-ignore-disk-write-errors", False),
+    _unhonoured(_b("replica-ignore-disk-write-errors", False)),
     _i("replica-priority", 100, 0, _I, aliases=("slave-priority",)),
     _s("replica-announce-ip", aliases=("slave-announce-ip",)),
     _i("replica-announce-port", 0, 0, 65535, aliases=("slave-announce-port",)),
@@ -235,12 +235,12 @@ DIRECTIVES = (
     _i("repl-ping-replica-period", 10, 1, _I, aliases=("repl-ping-slave-period",)),
     _b("repl-diskless-sync", True),
     _i("repl-diskless-sync-delay", 5, 0, _I),
-    _i("repl-diskless-sync-max-replicas", 0, 0, _I),
-    _e("repl-diskless-load", "disabled", ("disabled", "on-empty-db", "swapdb")),
+    _unhonoured(_i("repl-diskless-sync-max-replicas", 0, 0, _I)),
+    _unhonoured(_e("repl-diskless-load", "disabled", ("disabled", "on-empty-db", "swapdb"))),
     _b("repl-disable-tcp-nodelay", False),
     _i("min-replicas-to-write", 0, 0, _I, aliases=("min-slaves-to-write",)),
     _i("min-replicas-max-lag", 10, 0, _I, aliases=("min-slaves-max-lag",)),
-    _e("propagation-error-behavior", "ignore", ("ignore", "panic", "panic-on-replicas")),
+    _unhonoured(_e("propagation-error-behavior", "ignore", ("ignore", "panic", "panic-on-replicas"))),
     # Cluster.
     _b("cluster-enabled", False, mutable=False),
     _s("cluster-config-file", "nodes.conf", mutable=False),
@@ -279,7 +279,7 @@ DIRECTIVES = (
     _s("tls-ciphersuites"),
     _b("tls-prefer-server-ciphers", False),
     _b("tls-session-caching", True),
-    _i("tls-session-cache-size", 20 * 1024, 0, _I),
+    _unhonoured(_i("tls-session-cache-size", 20 * 1024, 0, _I)),
     _i("tls-session-cache-timeout", 300, 0, _I),
 )
 
@@ -365,7 +365,8 @@ def _parse_events(text: str) -> str:
             raise ConfigError(
                 "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
     if chars.issuperset(_EVENT_ALL):
-        out = "A"
+        # 'n' is kept (it is not part of A) but not shown: see _format.
+        out = "A" + ("n" if "n" in chars else "")
     else:
         out = "".join(ch for ch in _EVENT_CLASSES if ch in chars)
     return out + "".join(ch for ch in _EVENT_KINDS if ch in chars)
@@ -527,6 +528,8 @@ def _format(d: Directive, value) -> str:
         return "yes" if value else "no"
     if d.kind in ("int", "memory"):
         return "%o" % value if d.name == "unixsocketperm" else str(value)
+    if d.kind == "events" and value.startswith("A"):
+        return value.replace("n", "")     # as keyspaceEventsFlagsToString
     if d.kind == "bind":
         return " ".join(value)
     if d.kind == "obl":
@@ -771,7 +774,7 @@ class Settings:
         if name == "latency-tracking-info-percentiles":
             return [(f"{name} {value or chr(34) * 2}", True)]
         if d.kind == "events":
-            return [(f"{name} {_repr(value)}", bool(value))]
+            return [(f"{name} {_repr(_format(d, value))}", bool(value))]
         if d.kind == "str":
             return [(f"{name} {_repr(value)}", changed)] if value else []
         if d.kind == "memory":

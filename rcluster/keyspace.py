@@ -22,11 +22,13 @@ import random
 from binascii import crc_hqx
 
 from rcluster.cluster.keyslot import SLOTS, keyslot
+from rcluster.memory import EXPIRE_COST, estimate, key_cost, string_cost
 
 
 class Keyspace:
     __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
-                 "_heap", "replica_mode", "before_write")
+                 "_heap", "replica_mode", "before_write", "on_new",
+                 "used", "sizes", "access", "lfu")
 
     def __init__(self):
         self.slots = [{} for _ in range(SLOTS)]
@@ -48,6 +50,19 @@ class Keyspace:
         # (persistence/snapshot.py: point-in-time saves without fork);
         # None otherwise.
         self.before_write = None
+        # Called with the key when a key is created (the 'new' keyspace
+        # event, rcluster/notify.py); None unless that event is enabled.
+        self.on_new = None
+        # Memory accounting (rcluster/memory.py): the running estimate of
+        # every key's footprint, and the estimate stored for each value
+        # that is not ``bytes`` (re-estimated by touch).
+        self.used = 0
+        self.sizes: dict = {}
+        # Access metadata (rcluster/eviction.py): key -> the ms time of
+        # the last access (LRU clock), or with ``lfu`` (an LFU policy) the
+        # packed (minutes << 8 | counter); serves OBJECT IDLETIME / FREQ.
+        self.access: dict = {}
+        self.lfu = None     # an eviction.LFU when an LFU policy is set
 
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):
@@ -67,6 +82,24 @@ class Keyspace:
                     return value if self.replica_mode == 2 else None
                 self._expire(key, table)
                 return None
+        if value is not None:
+            if self.lfu is None:
+                self.access[key] = self.now
+            else:
+                self.lfu.touch(self.access, key)
+        return value
+
+    def peek(self, key: bytes):
+        """lookup without recording an access (Redis's LOOKUP_NOTOUCH:
+        OBJECT, TYPE, TTL...)."""
+        access = self.access
+        when = access.get(key)
+        value = self.lookup(key)
+        if value is not None:
+            if when is None:
+                access.pop(key, None)
+            else:
+                access[key] = when
         return value
 
     def for_write(self, key: bytes):
@@ -107,12 +140,36 @@ class Keyspace:
         if self.before_write is not None:
             self.before_write(slot)
         table = self.slots[slot]
-        if key not in table:
+        old = table.get(key)
+        if value.__class__ is bytes:
+            size = string_cost(value)
+        else:
+            size = self.sizes[key] = estimate(value)
+        if old is None:
             self.count += 1
-        elif not keepttl and self.expires:
-            self.expires.pop(key, None)
+            table[key] = value
+            self.dirty += 1
+            self.used += key_cost(key) + size
+            if self.lfu is None:
+                self.access[key] = self.now
+            else:
+                self.access[key] = self.lfu.new()
+            if self.on_new is not None:
+                self.on_new(key)
+            return
+        if old.__class__ is bytes:
+            self.used += size - string_cost(old)
+        else:
+            self.used += size - self.sizes.pop(key, 0)
+            if value.__class__ is not bytes:
+                self.sizes[key] = size
+        if not keepttl and self.expires and \
+                self.expires.pop(key, None) is not None:
+            self.used -= EXPIRE_COST
         table[key] = value
         self.dirty += 1
+        if self.lfu is None:
+            self.access[key] = self.now
 
     def add(self, key: bytes, value):
         """Store a value under a key known to be absent (fresh containers)."""
@@ -122,6 +179,14 @@ class Keyspace:
         self.slots[slot][key] = value
         self.count += 1
         self.dirty += 1
+        size = string_cost(value) if value.__class__ is bytes else \
+            estimate(value)
+        if value.__class__ is not bytes:
+            self.sizes[key] = size
+        self.used += key_cost(key) + size
+        self.access[key] = self.now if self.lfu is None else self.lfu.new()
+        if self.on_new is not None:
+            self.on_new(key)
 
     def touch(self, key: bytes, changes: int = 1):
         """Record an in-place change of key's value (LPUSH on a list...).
@@ -129,27 +194,46 @@ class Keyspace:
         The change is already made: a command mutating a container in
         place gets it through ``for_write`` (or common.write), which runs
         the snapshot hook first; this call is only a safety net."""
+        slot = keyslot(key)
         if self.before_write is not None:
-            self.before_write(keyslot(key))
+            self.before_write(slot)
         self.dirty += changes
+        # Re-estimate the changed value (O(samples), see memory.py).
+        value = self.slots[slot].get(key)
+        if value is not None and value.__class__ is not bytes:
+            size = estimate(value)
+            self.used += size - self.sizes.get(key, 0)
+            self.sizes[key] = size
 
     def delete(self, key: bytes) -> bool:
         slot = keyslot(key)
         if self.before_write is not None:
             self.before_write(slot)
         table = self.slots[slot]
-        if table.pop(key, None) is None:
+        value = table.pop(key, None)
+        if value is None:
             return False
         self.count -= 1
-        if self.expires:
-            self.expires.pop(key, None)
+        self._forget(key, value)
+        if self.expires and self.expires.pop(key, None) is not None:
+            self.used -= EXPIRE_COST
         self.dirty += 1
         return True
+
+    def _forget(self, key, value):
+        """Memory accounting and access metadata of a removed key."""
+        if value.__class__ is bytes:
+            self.used -= key_cost(key) + string_cost(value)
+        else:
+            self.used -= key_cost(key) + self.sizes.pop(key, 0)
+        self.access.pop(key, None)
 
     def set_expire(self, key: bytes, when_ms: int):
         """Give an existing key a deadline (unix ms)."""
         if self.before_write is not None:
             self.before_write(keyslot(key))
+        if key not in self.expires:
+            self.used += EXPIRE_COST
         self.expires[key] = when_ms
         heap = self._heap
         heapq.heappush(heap, (when_ms, key))
@@ -164,6 +248,7 @@ class Keyspace:
             self.before_write(keyslot(key))
         if self.expires.pop(key, None) is None:
             return False
+        self.used -= EXPIRE_COST
         self.dirty += 1
         return True
 
@@ -175,15 +260,21 @@ class Keyspace:
         self.expires = {}
         self._heap = []
         self.count = 0
+        self.used = 0
+        self.sizes = {}
+        self.access = {}
         self.dirty += removed
         return removed
 
     def _expire(self, key, table):
         if self.before_write is not None:
             self.before_write(keyslot(key))
-        table.pop(key, None)
+        value = table.pop(key, None)
         self.count -= 1
-        self.expires.pop(key, None)
+        if value is not None:
+            self._forget(key, value)
+        if self.expires.pop(key, None) is not None:
+            self.used -= EXPIRE_COST
         # Not a write of the running command (Redis leaves server.dirty
         # alone): on_expire does the WATCH and replication bookkeeping.
         if self.on_expire is not None:
@@ -220,9 +311,11 @@ class Keyspace:
             self.before_write(slot)
         table = self.slots[slot]
         removed = len(table)
-        if self.expires:
-            for key in table:
-                self.expires.pop(key, None)
+        expires = self.expires
+        for key, value in table.items():
+            self._forget(key, value)
+            if expires and expires.pop(key, None) is not None:
+                self.used -= EXPIRE_COST
         self.slots[slot] = {}
         self.count -= removed
         self.dirty += removed

@@ -137,6 +137,14 @@ class WritePath:
             listener(None, client)
 
     # -- the end of an execution unit --------------------------------------
+    def discard(self):
+        """Forget what the running unit recorded (commands replayed from
+        the AOF are not propagated: Redis runs them outside call())."""
+        self.pending = []
+        for c in self.marked:
+            c.propagation = None
+        self.marked = []
+
     def flush(self, wrap: bool = True):
         """Hand the pending ops to the sinks (MULTI ... EXEC around several
         when ``wrap``), and forget rewrites left unused (a handler that

@@ -18,9 +18,12 @@ from time import perf_counter_ns as _clock_ns
 
 from rcluster.blocking import BLOCKED, Blocking
 from rcluster.client import Client
+from rcluster.eviction import Evictor
 from rcluster.commands.table import CommandError, CommandTable
 from rcluster.keyspace import Keyspace
 from rcluster.logs import logger
+from rcluster.latency import install as install_latency
+from rcluster.notify import EXPIRED, notify, install as install_notify
 from rcluster.propagation import WritePath
 from rcluster.pubsub import PubSub
 from rcluster.resp.codec import QUEUED, Error
@@ -120,6 +123,17 @@ class Server:
         # this reactor turn (Client.flush parks its client there; the AOF
         # flushes them after the fsync), else None.
         self.reply_barrier = None
+        # Keyspace events (rcluster/notify.py): the enabled classes.
+        self.notify_flags = 0
+        install_notify(self)
+        # Slow log, latency histograms and monitor: self.latency, and
+        # self.observe, the hook call() runs (None when all are off).
+        self.observe = None
+        install_latency(self)
+        # maxmemory and eviction (rcluster/eviction.py); with maxmemory
+        # set, every command takes the checked path (refresh_gates).
+        self.evictor = Evictor(self)
+        self.refresh_gates()
 
     # -- clients ------------------------------------------------------------
     @property
@@ -153,7 +167,8 @@ class Server:
         is set, every command takes the checked path (where they are
         enforced), so the fast path pays nothing for them."""
         gated = self.loading or self.write_refusal is not None or \
-            self.repl_gate is not None or self.scripts.busy is not None
+            self.repl_gate is not None or self.scripts.busy is not None \
+            or self.evictor.active
         for row in self._all_rows:
             row.plain = not gated and row.guard is None and \
                 row.name.partition("|")[0] not in _CONNECTION_STATE
@@ -205,6 +220,8 @@ class Server:
             redirect = router(c, cmd, argv)
             if redirect is None:
                 return True
+            if redirect is False:
+                return False    # parked: a key is in flight (MIGRATE)
             cmd.rejected_calls += 1
             if cmd.name == "exec":
                 self.discard_transaction(c)
@@ -235,6 +252,11 @@ class Server:
         if (cmd.keyed or cmd.name == "exec") and c.kind != "master" and \
                 not self._route(c, cmd, argv):
             return
+        if self.evictor.active and c.kind != "master":
+            refusal = self.evictor.before_command(c, cmd)
+            if refusal is not None:
+                self._reject(c, refusal)
+                return
         if not c.resp3 and (c.channels or c.patterns or c.shard_channels) \
                 and cmd.name not in _PUBSUB_CONTEXT:
             self._reject(c, Error(
@@ -315,7 +337,8 @@ class Server:
             reply = cmd.handler(c, argv)
         except CommandError as err:
             reply = Error(str(err))
-        cmd.usec += (_clock_ns() - start) // 1000
+        elapsed = _clock_ns() - start
+        cmd.usec += elapsed // 1000
         cmd.calls += 1
         c.last_cmd = cmd
         if reply.__class__ is Error:
@@ -328,6 +351,12 @@ class Server:
                 wp.command_done(c, cmd, argv)
         if self.monitor is not None:
             self.monitor(c, cmd, argv)
+        # Slow log, latency histograms and monitor (rcluster/latency.py),
+        # as Redis not for a command that blocked (it is when served); a
+        # parked one (c.blocked a str: DEBUG SLEEP...) is when it answers.
+        if self.observe is not None and reply is not BLOCKED and \
+                c.blocked.__class__ is not str:
+            self.observe(c, cmd, argv, elapsed)
         if send and reply is not BLOCKED:
             c.reply(reply)
         return reply
@@ -377,6 +406,8 @@ class Server:
                 if not client.watched.get(key):
                     client.dirty_cas = True
         self.write_path.deleted(key, self.settings.lazyfree_lazy_expire)
+        if self.notify_flags:
+            notify(self, EXPIRED, b"expired", key)
 
     # -- CLIENT PAUSE -----------------------------------------------------
     def _paused_for(self, cmd, c) -> bool:
@@ -430,6 +461,7 @@ class Server:
             if self.blocking.ready:
                 self.blocking.serve_ready()
         self.stats.sample(now, self.total_commands_processed)
+        self.evictor.cron()
         timeout = self.settings.timeout
         if timeout:
             for client in list(self.clients.values()):

@@ -12,13 +12,68 @@ from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
 
+# Redis's MAX_CLUSTER_ACCEPTS_PER_CALL: inbound bus connections accepted
+# per cron period; beyond that the listening ports pause (the peers wait
+# in the kernel's backlog) until the next cron.
+MAX_CLUSTER_ACCEPTS_PER_CALL = 1000
+
+
+class WriteBatcher:
+    """Batches bus writes per link per reactor turn.
+
+    ``Link.send`` calls ``BusProtocol.queue``: frames wait in the
+    protocol's list until ``flush()``, which the bus runs after each event
+    it hands to the engine (data received, cron, connection made); frames
+    sent from anywhere else (a CLUSTER command, a PUBLISH) are written at
+    once.  A flush writes each
+    link's frames as one buffer, straight to the socket when Twisted's own
+    buffer is empty (no EPOLLOUT registration and extra reactor turn per
+    message); whatever the kernel does not take goes through
+    ``transport.write`` as usual, so ordering is kept."""
+
+    def __init__(self):
+        self.dirty: list = []       # protocols with queued frames
+        self.depth = 0              # inside an event the bus will flush
+
+    def queued(self, protocol):
+        self.dirty.append(protocol)
+        if self.depth == 0:
+            self.flush()            # not inside a bus event: write now
+
+    def flush(self):
+        dirty, self.dirty = self.dirty, []
+        for protocol in dirty:
+            protocol.flush()
+
+    def __enter__(self):
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if self.depth == 0 and self.dirty:
+            self.flush()
+        return False
+
+
+def _direct_writer(transport):
+    """``writeSomeData`` of a plain TCP transport, or None (TLS, or not a
+    Twisted socket transport: then everything goes through write())."""
+    if getattr(transport, "TLS", False) or \
+            not hasattr(transport, "_tempDataBuffer"):
+        return None
+    return getattr(transport, "writeSomeData", None)
+
 
 class BusProtocol(Protocol):
     """One bus connection, inbound or outbound."""
 
-    def __init__(self, engine, link=None):
+    def __init__(self, engine, link=None, batcher=None):
         self.engine = engine
         self.link = link            # given for outbound, made for inbound
+        self.batcher = batcher if batcher is not None else WriteBatcher()
+        self.out: list = []         # frames queued this reactor turn
+        self._direct = None
 
     def connectionMade(self):
         transport = self.transport
@@ -33,24 +88,65 @@ class BusProtocol(Protocol):
             option = getattr(transport, name, None)  # TCP transports only
             if option is not None:
                 option(True)
-        self.link.attach(transport.write, transport.loseConnection,
-                         _host(transport.getHost()), _host(transport.getPeer()))
-        if outbound:
-            self.engine.link_connected(self.link)
-        else:
-            peer = transport.getPeer()
-            log.info("Accepting cluster node connection from {peer}",
-                     peer=f"{_host(peer)}:{getattr(peer, 'port', '?')}",
-                     redis_level="verbose")
+        self._direct = _direct_writer(transport)
+        with self.batcher:
+            self.link.attach(self.queue, self._close,
+                             _host(transport.getHost()),
+                             _host(transport.getPeer()))
+            if outbound:
+                self.engine.link_connected(self.link)
+            else:
+                peer = transport.getPeer()
+                log.info("Accepting cluster node connection from {peer}",
+                         peer=f"{_host(peer)}:{getattr(peer, 'port', '?')}",
+                         redis_level="verbose")
+
+    def queue(self, frame):
+        """Link.send's write: held until the batcher flushes this turn."""
+        out = self.out
+        out.append(frame)
+        if len(out) == 1:
+            self.batcher.queued(self)
+
+    def flush(self):
+        out = self.out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnected", False):
+            return
+        direct = self._direct
+        if direct is not None and transport.connected and \
+                not transport.disconnecting and not transport.dataBuffer \
+                and not transport._tempDataBuffer:
+            sent = direct(data)
+            if isinstance(sent, int) and sent > 0:
+                if sent >= len(data):
+                    return
+                data = data[sent:]
+            # An error (an Exception) or a full socket: write() buffers
+            # the rest and Twisted reports any error as usual.
+        transport.write(data)
+
+    def _close(self):
+        """Link.close: what was queued still goes out first (as with
+        transport.write then loseConnection)."""
+        self.flush()
+        self.transport.loseConnection()
 
     def dataReceived(self, data):
         if self.link is not None and not self.link.closed:
-            self.engine.link_data(self.link, data)
+            with self.batcher:
+                self.engine.link_data(self.link, data)
 
     def connectionLost(self, reason):
+        self.out.clear()
         link = self.link
         if link is not None and not link.closed:
-            self.engine.link_lost(link)
+            with self.batcher:
+                self.engine.link_lost(link)
 
 
 class BusServerFactory(Factory):
@@ -58,13 +154,34 @@ class BusServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, engine):
+    def __init__(self, engine, batcher=None, ports=None):
         self.engine = engine
+        self.batcher = batcher if batcher is not None else WriteBatcher()
+        self.ports = ports          # () -> the listening ports, to pause
+        self.accepted = 0           # this cron period
+        self.paused: list = []
 
     def buildProtocol(self, addr):
-        protocol = BusProtocol(self.engine)
+        protocol = BusProtocol(self.engine, None, self.batcher)
         protocol.factory = self
+        self.accepted += 1
+        if self.accepted >= MAX_CLUSTER_ACCEPTS_PER_CALL and \
+                not self.paused and self.ports is not None:
+            for port in self.ports():
+                # Twisted accepts up to numberAccepts per readable event.
+                port.numberAccepts = min(port.numberAccepts,
+                                         MAX_CLUSTER_ACCEPTS_PER_CALL)
+                port.stopReading()
+                self.paused.append(port)
         return protocol
+
+    def cron(self):
+        """A new cron period: accept again."""
+        self.accepted = 0
+        paused, self.paused = self.paused, []
+        for port in paused:
+            if getattr(port, "connected", False):
+                port.startReading()
 
 
 class LinkFactory(ClientFactory):
@@ -72,12 +189,13 @@ class LinkFactory(ClientFactory):
 
     noisy = False
 
-    def __init__(self, engine, link):
+    def __init__(self, engine, link, batcher=None):
         self.engine = engine
         self.link = link
+        self.batcher = batcher
 
     def buildProtocol(self, addr):
-        protocol = BusProtocol(self.engine, self.link)
+        protocol = BusProtocol(self.engine, self.link, self.batcher)
         protocol.factory = self
         return protocol
 
@@ -88,20 +206,25 @@ class LinkFactory(ClientFactory):
                  ip=node.ip if node else "?", port=node.cport if node else 0,
                  why=reason.getErrorMessage(), redis_level="verbose")
         if not self.link.closed:
-            self.engine.link_lost(self.link)
+            if self.batcher is None:
+                self.engine.link_lost(self.link)
+                return
+            with self.batcher:
+                self.engine.link_lost(self.link)
 
 
 class Connector:
     """Opens outbound links for the engine (installed as engine.connector)."""
 
-    def __init__(self, engine, settings, reactor):
+    def __init__(self, engine, settings, reactor, batcher=None):
         self.engine = engine
         self.settings = settings
         self.reactor = reactor
+        self.batcher = batcher
 
     def __call__(self, link):
         node = link.node
-        factory = LinkFactory(self.engine, link)
+        factory = LinkFactory(self.engine, link, self.batcher)
         timeout = max(self.settings.cluster_node_timeout / 1000.0, 1.0)
         bind = self.settings.bind_source_addr or None
         bind_address = (bind, 0) if bind else None

@@ -38,6 +38,10 @@ from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
 
+# Reconnection to a node whose connection attempts fail (ms).
+RECONNECT_MIN_DELAY = 100
+RECONNECT_MAX_DELAY = 1000
+
 class ClusterEngine:
     def __init__(self, state, connector=None, config_file=None, fatal=None):
         self.state = state
@@ -61,7 +65,21 @@ class ClusterEngine:
                 log.debug("Unable to connect to Cluster Node [{ip}]:{port} "
                           "-> {err}", ip=node.ip, port=node.cport, err=err)
                 state.free_link(link)
+                self._throttle_reconnect(node)
         return link
+
+    def _throttle_reconnect(self, node):
+        """A connection attempt failed: the next one waits, the delay
+        doubling from one cron period up to a quarter of the node timeout
+        (at most RECONNECT_MAX_DELAY), so a large cluster with dead nodes
+        doesn't spin on them while a node back up is still reached well
+        within the timeout."""
+        cap = max(RECONNECT_MIN_DELAY,
+                  min(RECONNECT_MAX_DELAY, self.state.node_timeout // 4))
+        delay = min(max(node.reconnect_delay * 2, RECONNECT_MIN_DELAY), cap)
+        node.reconnect_delay = delay
+        # Half a cron period early: the cron that comes due then retries.
+        node.next_connect = self.state.now() + delay - RECONNECT_MIN_DELAY // 2
 
     def accept_link(self) -> Link:
         """A peer connected to our bus port."""
@@ -71,6 +89,7 @@ class ClusterEngine:
         """Our outbound connection is up: PING (or MEET) right away, so a
         live node is never seen as failing because of a reconnection."""
         node = link.node
+        node.reconnect_delay = node.next_connect = 0
         old_ping_sent = node.ping_sent
         send_ping(self.state, link,
                   m.MEET if node.flags & NODE_MEET else m.PING)
@@ -101,7 +120,11 @@ class ClusterEngine:
 
     def link_lost(self, link: Link):
         """The connection closed or could not be made."""
+        node = link.node
         self.state.free_link(link)
+        if node is not None and not link.inbound and not link.was_attached \
+                and node.link is None:
+            self._throttle_reconnect(node)
         self.before_sleep()
 
     # -- deferred work --------------------------------------------------------
@@ -194,7 +217,7 @@ class ClusterEngine:
             if node.in_handshake and now - node.ctime > handshake_timeout:
                 state.del_node(node)
                 continue
-            if node.link is None:
+            if node.link is None and now >= node.next_connect:
                 self.connect(node)
 
     def _ping_random_node(self):

@@ -23,6 +23,7 @@ class Link:
         self._write = None
         self.closer = None          # () -> None: drops the connection
         self.closed = False
+        self.was_attached = False   # the connection was up at some point
         self.local_ip = ""          # our address on this connection
         self.peer_ip = ""           # the peer's address
 
@@ -37,6 +38,7 @@ class Link:
     def attach(self, write, close, local_ip: str = "", peer_ip: str = ""):
         """The connection is up: ``write(bytes)`` sends, ``close()`` drops."""
         self._write, self.closer = write, close
+        self.was_attached = True
         self.local_ip, self.peer_ip = local_ip, peer_ip
         pending, self.pending, self.pending_bytes = self.pending, [], 0
         for frame in pending:

@@ -230,6 +230,10 @@ class Header:
     extensions: int = 0
     sig: bytes = SIG
     ver: int = PROTO_VER
+    # decode(): the 2048 bitmap bytes as received (receive.py compares
+    # them with the last claim seen from the sender); not part of equality.
+    myslots_raw: Optional[bytes] = field(default=None, compare=False,
+                                         repr=False)
 
     __repr__ = _repr_with_slots("myslots")
 
@@ -414,6 +418,78 @@ def encode(message: Message) -> bytes:
     Unused bytes are zero.  Programming errors (a body that does not match
     the type, out-of-range values) raise ValueError / struct.error.
     """
+    h = message.header
+    payload, count, extensions, mflags = _encode_body(message)
+    return _encode_header(h, len(payload), count, extensions, mflags) + payload
+
+
+def _encode_header(h: Header, payload_len: int, count: int, extensions: int,
+                   mflags: int) -> bytes:
+    slaveof = NULL_NAME if h.slaveof is None else _name(h.slaveof, "slaveof")
+    return _HEADER.pack(
+        h.sig, HEADER_SIZE + payload_len, h.ver, h.port, h.type, count,
+        h.current_epoch, h.config_epoch, h.offset,
+        _name(h.sender, "sender"), h.myslots.to_bytes(_BITMAP_BYTES, "little"),
+        slaveof, _text(h.myip, "myip", IP_LEN), extensions,
+        h.pport, h.cport, h.flags, h.state, mflags.to_bytes(3, "little"))
+
+
+# Where encode() puts the header fields that change from one frame of a
+# node to the next while its configuration does not (FrameEncoder).
+_AT_TOTLEN = struct.Struct(">I")            # offset 4
+_AT_TYPE_COUNT = struct.Struct(">HH")       # offset 12
+_AT_OFFSET = struct.Struct(">Q")            # offset 32
+_AT_EXTENSIONS = struct.Struct(">H")        # offset 2214
+_OFF_TOTLEN, _OFF_TYPE, _OFF_REPL, _OFF_EXT, _OFF_MFLAGS = 4, 12, 32, 2214, 2253
+assert struct.calcsize(">4sIHHH") == 14 and \
+    struct.calcsize(">4sIHHHHQQ") == _OFF_REPL and \
+    struct.calcsize(">4sIHHHHQQQ40s2048s40s46s") == _OFF_EXT and \
+    struct.calcsize(">4sIHHHHQQQ40s2048s40s46sH30xHHHB") == _OFF_MFLAGS
+
+
+class FrameEncoder:
+    """encode() with the header kept as an encoded template.
+
+    A node's headers differ from one frame to the next only by type,
+    totlen, count, extensions, mflags and the replication offset while
+    its configuration (epochs, slots, role, address, flags, state) stays
+    the same: the template is rebuilt when one of those changes, and
+    otherwise copied and patched.  The frames are byte for byte those of
+    encode() (tests/protocol/test_bus_fastpaths.py checks it)."""
+
+    __slots__ = ("_key", "_template", "rebuilds", "patched")
+
+    def __init__(self):
+        self._key = None
+        self._template = None
+        self.rebuilds = 0
+        self.patched = 0
+
+    def encode(self, message: Message) -> bytes:
+        h = message.header
+        payload, count, extensions, mflags = _encode_body(message)
+        key = (h.sig, h.ver, h.port, h.current_epoch, h.config_epoch,
+               h.sender, h.myslots, h.slaveof, h.myip, h.pport, h.cport,
+               h.flags, h.state)
+        if key != self._key:
+            # Validates as encode() does; the variable fields are patched.
+            self._template = _encode_header(h, 0, 0, 0, 0)
+            self._key = key
+            self.rebuilds += 1
+        else:
+            self.patched += 1
+        buf = bytearray(self._template)
+        _AT_TOTLEN.pack_into(buf, _OFF_TOTLEN, HEADER_SIZE + len(payload))
+        _AT_TYPE_COUNT.pack_into(buf, _OFF_TYPE, h.type, count)
+        _AT_OFFSET.pack_into(buf, _OFF_REPL, h.offset)
+        _AT_EXTENSIONS.pack_into(buf, _OFF_EXT, extensions)
+        buf[_OFF_MFLAGS:HEADER_SIZE] = mflags.to_bytes(3, "little")
+        buf += payload
+        return bytes(buf)
+
+
+def _encode_body(message: Message):
+    """(payload, count, extensions, mflags) of a message's body."""
     h, body = message.header, message.body
     expected = _BODY_CLASS.get(h.type)
     if expected is None:
@@ -442,15 +518,7 @@ def encode(message: Message) -> bytes:
                    + body.payload)
     else:  # EmptyBody, or an unknown type
         payload = b""
-
-    slaveof = NULL_NAME if h.slaveof is None else _name(h.slaveof, "slaveof")
-    header = _HEADER.pack(
-        h.sig, HEADER_SIZE + len(payload), h.ver, h.port, h.type, count,
-        h.current_epoch, h.config_epoch, h.offset,
-        _name(h.sender, "sender"), h.myslots.to_bytes(_BITMAP_BYTES, "little"),
-        slaveof, _text(h.myip, "myip", IP_LEN), extensions,
-        h.pport, h.cport, h.flags, h.state, mflags.to_bytes(3, "little"))
-    return header + payload
+    return payload, count, extensions, mflags
 
 
 # --- decoding ----------------------------------------------------------------
@@ -552,8 +620,13 @@ def _decode_body(h: Header, frame: bytes) -> Body:
     return None  # unknown type: Redis accepts any length and ignores it
 
 
-def decode(frame: bytes) -> Message:
-    """Decode exactly one whole frame; raises BusProtocolError if invalid."""
+def decode(frame: bytes, last_slots=None) -> Message:
+    """Decode exactly one whole frame; raises BusProtocolError if invalid.
+
+    ``last_slots`` is a FrameDecoder's memory of the last slot bitmap it
+    decoded, a list [raw bytes, int]: when this frame's 2048 bitmap bytes
+    are the same, that int is reused instead of converting them again
+    (and the list is updated otherwise)."""
     frame = bytes(frame)
     if len(frame) < HEADER_SIZE:
         raise BusProtocolError(f"frame of {len(frame)} bytes is shorter than "
@@ -568,13 +641,20 @@ def decode(frame: bytes) -> Message:
                                f"size {len(frame)}")
     if ver != PROTO_VER:
         raise BusProtocolError(f"unsupported bus protocol version {ver}")
+    if last_slots is None:
+        bitmap = _bitmap(myslots)
+    elif last_slots[0] == myslots:          # unchanged: compared as bytes
+        bitmap = last_slots[1]
+    else:
+        bitmap = _bitmap(myslots)
+        last_slots[0], last_slots[1] = myslots, bitmap
     header = Header(
         type=msg_type, sender=sender, current_epoch=current_epoch,
-        config_epoch=config_epoch, offset=offset, myslots=_bitmap(myslots),
+        config_epoch=config_epoch, offset=offset, myslots=bitmap,
         slaveof=None if slaveof == NULL_NAME else slaveof, myip=_ip(myip),
         port=port, pport=pport, cport=cport, flags=flags, state=state,
         mflags=int.from_bytes(mflags, "little"), totlen=totlen, count=count,
-        extensions=extensions, sig=sig, ver=ver)
+        extensions=extensions, sig=sig, ver=ver, myslots_raw=myslots)
     return Message(header, _decode_body(header, frame))
 
 
@@ -588,10 +668,13 @@ class FrameDecoder:
     A framing error is final: every later call raises it again.
     """
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME):
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME,
+                 reuse_slots: bool = True):
         self.max_frame = max_frame
         self._buffer = bytearray()
         self._error: Optional[BusProtocolError] = None
+        # The last slot bitmap decoded on this link (see decode()).
+        self._last_slots = [None, 0] if reuse_slots else None
 
     def feed(self, data: bytes) -> None:
         if self._error is not None:
@@ -627,7 +710,7 @@ class FrameDecoder:
         with memoryview(self._buffer) as view:
             frame = bytes(view[:totlen])
         del self._buffer[:totlen]
-        return decode(frame)
+        return decode(frame, self._last_slots)
 
     def __iter__(self) -> Iterator[Message]:
         while (message := self.next_message()) is not None:

@@ -55,6 +55,10 @@ class ClusterNode:
         self._slot_list = []      # slots as a list, None until recomputed
         self._ranges = []         # slots as (start, end) runs, likewise
         self.numslots = 0
+        self.slots_version = 0    # bumped by every change of the slots
+        # receive.py: (raw bitmap, shard master, its slots_version) of the
+        # last slot claim of this node found equal to our view.
+        self.claim_seen = None
         self.replicaof: ClusterNode | None = None
         self.replicas: list = []
         self.ping_sent = 0
@@ -66,6 +70,8 @@ class ClusterNode:
         self.repl_offset_time = 0
         self.orphaned_time = 0
         self.last_in_ping_gossip = 0
+        self.reconnect_delay = 0       # ms; grows while connecting fails
+        self.next_connect = 0          # no connection attempt before (ms)
         self.fail_reports: dict = {}   # reporting node -> time (ms)
         self.ip = ""
         self.port = 0
@@ -122,6 +128,7 @@ class ClusterNode:
         # The derived views are recomputed on demand: slots change rarely,
         # but every packet, CLUSTER NODES and nodes.conf save reads them.
         self._bitmap = self._slot_list = self._ranges = None
+        self.slots_version += 1
 
     @property
     def bitmap(self) -> int:

@@ -208,7 +208,7 @@ def process_ping(state, link, header, body, sender, now):
     # Slots: only if the claim differs from what we know of its shard.
     sender_master = sender if sender.is_master else sender.replicaof
     dirty = sender_master is not None and \
-        sender_master.bitmap != header.myslots
+        claim_differs(state, sender, sender_master, header)
     if sender.is_master and dirty:
         update_slots_config_with(state, sender, header.config_epoch,
                                  header.myslots)
@@ -222,6 +222,24 @@ def process_ping(state, link, header, body, sender, now):
 
     process_gossip_section(state, header, body, link)
     process_ping_extensions(state, body, sender)
+
+
+def claim_differs(state, sender, sender_master, header) -> bool:
+    """Whether the slots the sender claims differ from those we know its
+    shard's master has.  Fast path: the same bitmap bytes as the last
+    claim found equal, with the same master whose slots have not changed
+    since, is equal again without comparing the bitmaps."""
+    raw = header.myslots_raw
+    if not state.fast_paths or raw is None:
+        return sender_master.bitmap != header.myslots
+    seen = sender.claim_seen
+    if seen is not None and seen[1] is sender_master and \
+            seen[2] == sender_master.slots_version and seen[0] == raw:
+        return False
+    if sender_master.bitmap != header.myslots:
+        return True
+    sender.claim_seen = (raw, sender_master, sender_master.slots_version)
+    return False
 
 
 def follow_role(state, sender, header):

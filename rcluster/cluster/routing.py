@@ -66,6 +66,13 @@ class Router:
             calls = c.multi
         else:
             calls = ((cmd, argv),)
+        if state.busy_slots and cmd.name != "exec":
+            # A write to a key a MIGRATE has in flight waits for it (False:
+            # the client is parked and runs the command again later).
+            # Inside MULTI the queued write waits, so EXEC never has to.
+            migrations = self.server.extensions.get("migration")
+            if migrations is not None and migrations.park(c, calls):
+                return False
         shard_pubsub = _shard_pubsub(cmd)
         firstkey = None
         slot = 0

@@ -20,7 +20,7 @@ from twisted.application import service
 from twisted.internet.task import LoopingCall
 
 from rcluster.cluster import nodesconf
-from rcluster.cluster.bus import BusServerFactory, Connector
+from rcluster.cluster.bus import BusServerFactory, Connector, WriteBatcher
 from rcluster.cluster.engine import ClusterEngine
 from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.nodesconf import ConfigFile, NodesConfError
@@ -135,13 +135,15 @@ class ClusterService(service.MultiService):
             _fatal(str(err))
         self.engine = engine = ClusterEngine(state, None, self.config_file,
                                              _die)
-        engine.connector = Connector(engine, settings, reactor)
+        # Bus writes are batched per link per reactor turn (bus.py).
+        self.batcher = WriteBatcher()
+        engine.connector = Connector(engine, settings, reactor, self.batcher)
         server.cluster = state
         server.cluster_engine = engine
         server.router = Router(state, server)
         server.pubsub.on_publish = state.propagate_publish
         self._listen()
-        self._cron = LoopingCall(engine.cron)
+        self._cron = LoopingCall(self._run_cron)
         self._cron.clock = reactor
 
     def _load_config(self):
@@ -178,13 +180,22 @@ class ClusterService(service.MultiService):
         if s.tls_cluster:
             from rcluster.tls import server_context
             context = server_context(s, bus=True)
+        self.bus_factory = BusServerFactory(
+            self.engine, self.batcher,
+            lambda: [l.port for l in self.listeners if l.port is not None])
         self.listeners = listen_everywhere(
-            self, self.reactor, s, self.bus_port,
-            BusServerFactory(self.engine), context)
+            self, self.reactor, s, self.bus_port, self.bus_factory, context)
+
+    def _run_cron(self):
+        self.bus_factory.cron()
+        with self.batcher:
+            self.engine.cron()
 
     def startService(self):
         super().startService()
         self._cron.start(CRON_INTERVAL, now=False)
+        if os.environ.get("RCLUSTER_PROFILE"):
+            _install_profile_toggle(os.environ["RCLUSTER_PROFILE"])
 
     def stopService(self):
         if self._cron.running:
@@ -192,6 +203,26 @@ class ClusterService(service.MultiService):
         for link in self.state.links():
             self.state.free_link(link)
         return super().stopService()
+
+
+def _install_profile_toggle(path: str):
+    """Profiling only (bench/bus_idle_cpu.py --profile): with the
+    RCLUSTER_PROFILE environment variable set, SIGUSR2 starts cProfile and
+    a second SIGUSR2 stops it and writes the stats to that path."""
+    import cProfile
+    import signal
+    box = []
+
+    def toggle(signum, frame):
+        if not box:
+            box.append(cProfile.Profile())
+            box[0].enable()
+        else:
+            profile = box.pop()
+            profile.disable()
+            profile.dump_stats(path.replace("{pid}", str(os.getpid())))
+
+    signal.signal(signal.SIGUSR2, toggle)
 
 
 def _fatal(message: str):

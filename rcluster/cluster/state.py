@@ -126,6 +126,9 @@ class ClusterState:
         self.slots_assigned = 0             # slots bound to a node
         self.migrating: dict = {}           # slot -> node (SETSLOT MIGRATING)
         self.importing: dict = {}           # slot -> node (SETSLOT IMPORTING)
+        # Slots with keys a MIGRATE has in flight (slot -> count): their
+        # writes may have to wait (see cluster/migration.py).
+        self.busy_slots: dict = {}
         # Slots whose owner stopped claiming them (kept bound, see
         # slotconfig.update_slots_config_with).
         self.not_claimed: set = set()
@@ -151,6 +154,13 @@ class ClusterState:
         self.mf_replica = None              # master: the replica asking
         self.mf_master_offset = -1          # replica: master's paused offset
         self.drop_packet_filter = -1        # DEBUG DROP-CLUSTER-PACKET-FILTER
+        # The steady-state fast paths (tests/protocol/test_bus_fastpaths.py
+        # runs them against the full paths): our header kept encoded
+        # (messages.FrameEncoder) and, in receive.py, a sender's slot claim
+        # not compared again while it and our view of its shard are the
+        # same as last time.
+        self.fast_paths = True
+        self.encoder = m.FrameEncoder()
         self._first_update_time = 0
         self._among_minority_time = 0
         self._announced_ip = None
@@ -173,7 +183,7 @@ class ClusterState:
         """The routing fast path: the cluster is ok and the slot is ours,
         not migrating (checked for nearly every request: keep it lean)."""
         return self.slots[slot] is self.myself and self.state == STATE_OK \
-            and slot not in self.migrating
+            and slot not in self.migrating and slot not in self.busy_slots
 
     @property
     def node_timeout(self) -> int:
@@ -518,10 +528,15 @@ class ClusterState:
             state=self.state,
             mflags=m.MSGFLAG_PAUSED if me.is_master and self.mf_end else 0)
 
+    def encode(self, message: Message) -> bytes:
+        if self.fast_paths:
+            return self.encoder.encode(message)
+        return m.encode(message)
+
     def send(self, link, message: Message):
         if link is None:
             return
-        self.send_frame(link, m.encode(message), message.header.type)
+        self.send_frame(link, self.encode(message), message.header.type)
 
     def send_frame(self, link, frame: bytes, msg_type: int):
         link.send(frame)
@@ -530,7 +545,7 @@ class ClusterState:
 
     def broadcast(self, message: Message):
         """To every node we have a link to, but myself and handshakes."""
-        frame = m.encode(message)
+        frame = self.encode(message)
         for node in list(self.nodes.values()):
             if node.flags & (NODE_MYSELF | NODE_HANDSHAKE) or node.link is None:
                 continue
@@ -543,7 +558,7 @@ class ClusterState:
         if not shard:
             self.broadcast(msg)
             return
-        frame = m.encode(msg)
+        frame = self.encode(msg)
         for node in self.nodes_serving_slots_of(self.myself):
             if node.flags & (NODE_MYSELF | NODE_HANDSHAKE) or node.link is None:
                 continue

@@ -3,6 +3,9 @@ row in the command table (see table.py); add a family by importing it here.
 """
 from rcluster.commands import (  # noqa: F401
     appendonly, bitmaps, clients, cluster, config, connection, debug, dump,
-    geo, hashes, hyperloglog, introspection, keys, lists, persistence, pubsub,
-    replication, scripting, server, sets, sort, streams, strings,
+    geo, hashes, hyperloglog, introspection, keys, lists, memory_commands,
+    migrate,
+    persistence, pubsub,
+    replication, scripting, server, sets, slowlog_latency, sort, streams,
+    strings,
     transactions, zsets)

@@ -14,6 +14,7 @@ import re
 from rcluster.commands.common import (LLONG_MAX, SYNTAX, parse_int, read,
                                       unshare_string, write)
 from rcluster.commands.table import CommandError, command, key_range
+from rcluster.notify import GENERIC, STRING, notify
 
 _G = dict(group="bitmap")
 _BIT_RANGE_HISTORY = (("7.0.0", "Added the `BYTE|BIT` option."),)
@@ -88,6 +89,7 @@ def setbit(c, argv):
         buf[byte] ^= 1 << shift
     if was != on or dirty:
         c.server.keyspace.touch(key)
+        notify(c, STRING, b"setbit", key)
     return was
 
 
@@ -273,7 +275,8 @@ def bitop(c, argv):
     ks = c.server.keyspace
     dest = argv[2]
     if not longest:
-        ks.delete(dest)
+        if ks.delete(dest):
+            notify(c, GENERIC, b"del", dest)
         return 0
     # Each string as a big-endian integer, zero-padded on the right.
     numbers = [int.from_bytes(v, "big") << (8 * (longest - len(v)))
@@ -291,6 +294,7 @@ def bitop(c, argv):
         for n in numbers[1:]:
             result ^= n
     ks.set(dest, bytearray(result.to_bytes(longest, "big")))
+    notify(c, STRING, b"set", dest)
     return longest
 
 
@@ -456,6 +460,7 @@ def _bitfield(c, argv, readonly_command: bool):
             changes += 1
     if changes:
         c.server.keyspace.touch(key, changes)
+        notify(c, STRING, b"setbit", key)
     return replies
 
 

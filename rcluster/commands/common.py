@@ -8,6 +8,7 @@ from collections import deque
 
 from rcluster.commands.longdouble import is_inf, parse_long_double
 from rcluster.commands.table import CommandError, command
+from rcluster.notify import GENERIC, KEY_MISS, notify
 from rcluster.resp.codec import Error, Status
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -227,6 +228,8 @@ def read(c, key: bytes, cls):
     stats = c.server.stats
     if value is None:
         stats.keyspace_misses += 1
+        if c.server.notify_flags & KEY_MISS:
+            notify(c, KEY_MISS, b"keymiss", key)
         return None
     stats.keyspace_hits += 1
     if value.__class__ is not cls and \
@@ -259,28 +262,38 @@ def write_or_create(c, key: bytes, cls):
 
 
 def drop_if_empty(c, key: bytes, container) -> bool:
-    """Containers never stay empty in Redis: delete the key if it is."""
+    """Containers never stay empty in Redis: delete the key if it is (and
+    raise the "del" keyspace event, after the command's own event)."""
     if not container:
         c.server.keyspace.delete(key)
+        notify(c, GENERIC, b"del", key)
         return True
     return False
 
 
-def record_removal(c, key: bytes, container, count: int = 1):
+def record_removal(c, key: bytes, container, count: int = 1,
+                   event_class: int = 0, event: bytes = b""):
     """After count elements were removed in place from the container at
-    key: count the changes, and delete the key if the container is empty."""
+    key: count the changes (raising ``event`` when count > 0), and delete
+    the key if the container is empty."""
     c.server.keyspace.touch(key, count)
+    if event and count:
+        notify(c, event_class, event, key)
     drop_if_empty(c, key, container)
 
 
-def store_result(c, key: bytes, container) -> int:
+def store_result(c, key: bytes, container, event_class: int = 0,
+                 event: bytes = b"") -> int:
     """A *STORE command's result replaces key (an empty result deletes
-    it); returns the result's size."""
+    it); returns the result's size.  The keyspace event: ``event`` for a
+    stored result, "del" for a deleted key."""
     ks = c.server.keyspace
     if container:
         ks.set(key, container)
-    else:
-        ks.delete(key)
+        if event:
+            notify(c, event_class, event, key)
+    elif ks.delete(key):
+        notify(c, GENERIC, b"del", key)
     return len(container)
 
 

@@ -300,14 +300,20 @@ def debug_sleep(c, argv):
     if seconds <= 0 or server.in_exec:
         return OK       # inside EXEC the reply can't be deferred
     c.blocked = "sleep"
-    server.clock.callLater(seconds, _wake, c)
+    server.clock.callLater(seconds, _wake, c, argv, server.clock.seconds())
     return NO_REPLY
 
 
-def _wake(c):
+def _wake(c, argv, started):
     if c.closed or c.blocked != "sleep":
         return
     c.blocked = None
+    # The slow log and latency monitor see the time it took to answer, as
+    # in Redis where DEBUG SLEEP stops the server that long.
+    server = c.server
+    server.latency.record_completed(
+        c, server.table.get("debug"), argv,
+        int((server.clock.seconds() - started) * 1e9))
     c.complete(OK)
 
 

@@ -5,15 +5,18 @@ redis-server's for listpack/intset/quicklist encodings).  RESTORE with a
 relative TTL propagates with the absolute deadline and ABSTTL, and a
 REPLACE whose TTL is already past propagates as DEL, as Redis does.
 
-IDLETIME and FREQ are parsed and checked exactly as in Redis, but rcluster
-keeps no per-key LRU clock or LFU counter yet, so their values are not
-stored (OBJECT IDLETIME / FREQ don't see them).
+IDLETIME and FREQ are parsed and checked exactly as in Redis and set the
+key's access metadata (rcluster/eviction.py: IDLETIME under an LRU-clock
+policy, FREQ under an LFU one, as objectSetLRUOrLFU).
 """
 from __future__ import annotations
+
+from rcluster.eviction import set_access
 
 from rcluster.commands.common import SYNTAX, parse_int, propagate_as
 from rcluster.commands.keys import lookup_read
 from rcluster.commands.table import CommandError, command, key_range
+from rcluster.notify import GENERIC, notify
 from rcluster.persistence.rdb import RdbError, dump_payload, load_payload
 from rcluster.resp.codec import OK
 
@@ -100,7 +103,7 @@ def _options(argv):
 
 
 def restore(c, argv):
-    replace, absttl, _idle, _freq = _options(argv)
+    replace, absttl, idle, freq = _options(argv)
     ks = c.server.keyspace
     key = argv[1]
     if not replace and ks.lookup(key) is not None:
@@ -119,12 +122,16 @@ def restore(c, argv):
         # Already expired: the key is not created (a replaced one is gone).
         if deleted:
             propagate_as(c, [b"DEL", key])
+            notify(c, GENERIC, b"del", key)
         return OK
     ks.set(key, value)
+    if idle is not None or freq is not None:
+        set_access(ks, key, idle, freq)
     if ttl:
         ks.set_expire(key, ttl)
         if not absttl:
             propagate_as(c, [argv[0], key, b"%d" % ttl, *argv[3:], b"ABSTTL"])
+    notify(c, GENERIC, b"restore", key)
     return OK
 
 

@@ -18,6 +18,7 @@ from rcluster.commands.common import (NOT_INT, SYNTAX, parse_float,
                                       store_result)
 from rcluster.commands.sort import pqsort
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
+from rcluster.notify import GENERIC, ZSET, notify
 from rcluster.resp.codec import EMPTY_ARRAY, NULL_ARRAY, Raw
 from rcluster.types import geohash
 from rcluster.types.geohash import Shape
@@ -322,7 +323,8 @@ def georadius_generic(c, argv, source: int, flags: int):
     _check_query(q, argv, flags)
     if zs is None:
         if q.store is not None:
-            c.server.keyspace.delete(q.store)
+            if c.server.keyspace.delete(q.store):
+                notify(c, GENERIC, b"del", q.store)
             return 0
         return EMPTY_ARRAY
     if q.count and q.sort is None and not q.any:
@@ -336,7 +338,8 @@ def georadius_generic(c, argv, source: int, flags: int):
     for point in points:
         point.dist /= shape.conversion
     if q.store is not None:
-        return _store(c, q, points)
+        return _store(c, q, points, b"geosearchstore" if flags & SEARCH
+                      else b"georadiusstore")
     return [_entry(c, q, point) for point in points]
 
 
@@ -353,7 +356,7 @@ def _entry(c, q: _Query, point):
     return entry
 
 
-def _store(c, q: _Query, points) -> int:
+def _store(c, q: _Query, points, event: bytes) -> int:
     scores = {}
     for point in points:
         scores[point.member] = point.dist if q.storedist else point.score
@@ -361,7 +364,7 @@ def _store(c, q: _Query, points) -> int:
     if scores:
         result = zsets._new_zset(c, scores)
         before = ks.dirty
-        store_result(c, q.store, result)
+        store_result(c, q.store, result, ZSET, event)
         ks.dirty = before + len(points)     # Redis counts one per member
     else:
         store_result(c, q.store, scores)

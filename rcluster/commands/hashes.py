@@ -29,6 +29,7 @@ from rcluster.commands.longdouble import (increment_long_double, is_inf,
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
 from rcluster.commands.table import CommandError, command
+from rcluster.notify import GENERIC, HASH, notify
 from rcluster.resp.codec import OK, Map
 
 _G = dict(group="hash")
@@ -67,6 +68,7 @@ def _set_fields(c, argv) -> int:
     pairs = iter(argv[2:])
     h.update(zip(pairs, pairs))
     c.server.keyspace.touch(key, (len(argv) - 2) // 2)
+    notify(c, HASH, b"hset", key)
     return len(h) - before
 
 
@@ -100,6 +102,7 @@ def hsetnx(c, argv):
     if h is not None and field in h:
         return 0
     _store(c, key, h, field, argv[3])
+    notify(c, HASH, b"hset", key)
     return 1
 
 
@@ -117,7 +120,7 @@ def hdel(c, argv):
     for field in argv[2:]:
         if h.pop(field, None) is not None:
             deleted += 1
-    record_removal(c, key, h, deleted)
+    record_removal(c, key, h, deleted, HASH, b"hdel")
     return deleted
 
 
@@ -133,6 +136,7 @@ def hincrby(c, argv):
     value = 0 if old is None else parse_int(old, NOT_INT_FIELD)
     value = increment(value, delta)
     _store(c, key, h, field, b"%d" % value)
+    notify(c, HASH, b"hincrby", key)
     return value
 
 
@@ -150,6 +154,7 @@ def hincrbyfloat(c, argv):
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT_FIELD)
     text = increment_long_double(value, delta)
     _store(c, key, h, field, text)
+    notify(c, HASH, b"hincrbyfloat", key)
     propagate_as(c, [b"HSET", key, field, text])
     return text
 

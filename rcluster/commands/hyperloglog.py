@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rcluster.commands.common import read, unshare_string, write
 from rcluster.commands.table import CommandError, command, key_range
+from rcluster.notify import STRING, notify
 from rcluster.resp.codec import OK, Status
 from rcluster.types import hll
 
@@ -58,6 +59,7 @@ def pfadd(c, argv):
     if updated:
         hll.invalidate(buf)
         ks.touch(key, updated)
+        notify(c, STRING, b"pfadd", key)
     return 1 if updated else 0
 
 
@@ -138,6 +140,7 @@ def pfmerge(c, argv):
         raise _corrupt() from None
     hll.invalidate(buf)
     ks.touch(key)
+    notify(c, STRING, b"pfadd", key)
     return OK
 
 

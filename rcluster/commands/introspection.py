@@ -19,7 +19,7 @@ import platform
 import resource
 import sys
 
-from rcluster import REDIS_VERSION, __version__
+from rcluster import REDIS_VERSION, __version__, memory
 from rcluster.blocking import BlockedOn
 from rcluster.commands.common import SYNTAX
 from rcluster.commands.common import help_subcommand
@@ -514,28 +514,37 @@ def _scripting_memory(server):
 @info_section("memory")
 def _memory(server):
     settings = server.settings
-    used = resident_memory()
-    peak = max(peak_memory(), used)
+    # used_memory is the keyspace's estimate (rcluster/memory.py), not
+    # RSS, which CPython never gives back; RSS shows in used_memory_rss.
+    figures = memory.figures(server)
+    used, peak = figures["used"], figures["peak"]
+    rss = resident_memory()
     system = _system_memory()
     return [
         ("used_memory", used),
         ("used_memory_human", bytes_to_human(used)),
-        ("used_memory_rss", used),
-        ("used_memory_rss_human", bytes_to_human(used)),
+        ("used_memory_rss", rss),
+        ("used_memory_rss_human", bytes_to_human(rss)),
         ("used_memory_peak", peak),
         ("used_memory_peak_human", bytes_to_human(peak)),
         ("used_memory_peak_perc", "%.2f%%" % (used * 100 / peak)),
+        ("used_memory_overhead", figures["overhead"]),
+        ("used_memory_startup", figures["startup"]),
+        ("used_memory_dataset", figures["dataset"]),
+        ("used_memory_dataset_perc", "%.2f%%" % figures["dataset_perc"]),
         ("total_system_memory", system),
         ("total_system_memory_human", bytes_to_human(system)),
         *_scripting_memory(server),
         ("maxmemory", settings.maxmemory),
         ("maxmemory_human", bytes_to_human(settings.maxmemory)),
         ("maxmemory_policy", settings.maxmemory_policy),
-        ("mem_not_counted_for_evict", 0),
+        ("mem_fragmentation_ratio", "%.2f" % (rss / used)),
+        ("mem_fragmentation_bytes", rss - used),
+        ("mem_not_counted_for_evict", figures["replicas"]),
         ("mem_replication_backlog", 0),
-        ("mem_total_replication_buffers", 0),
-        ("mem_clients_slaves", 0),
-        ("mem_clients_normal", 0),
+        ("mem_total_replication_buffers", figures["replicas"]),
+        ("mem_clients_slaves", figures["replicas"]),
+        ("mem_clients_normal", figures["clients"]),
         ("mem_cluster_links", 0),
         ("mem_aof_buffer", 0),
         ("mem_allocator", "libc"),
@@ -714,9 +723,8 @@ def _errorstats(server):
 
 @info_section("latencystats", default=False)
 def _latencystats(server):
-    # Per-command latency histograms are not kept: the section is empty,
-    # as in Redis with latency-tracking off.
-    return []
+    # Per-command percentiles (rcluster/latency.py), when latency-tracking.
+    return server.latency.latencystats()
 
 
 @info_section("cluster")

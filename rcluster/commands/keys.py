@@ -16,7 +16,9 @@ from rcluster.commands.scanning import parse_cursor, parse_scan_options
 from rcluster.commands.strings import EXPIRE_ERROR
 from rcluster.commands.table import (CommandError, command, container,
                                      key_range)
+from rcluster import eviction
 from rcluster.glob import compile_glob
+from rcluster.notify import GENERIC, KEY_MISS, notify
 from rcluster.persistence.rdb import hash_encoding, set_encoding
 from rcluster.resp.codec import OK, Status
 from rcluster.zset import ZSet
@@ -41,6 +43,8 @@ def lookup_read(c, key: bytes):
     value = server.keyspace.lookup(key)
     if value is None:
         server.stats.keyspace_misses += 1
+        if server.notify_flags & KEY_MISS:
+            notify(c, KEY_MISS, b"keymiss", key)
     else:
         server.stats.keyspace_hits += 1
     return value
@@ -61,6 +65,7 @@ def _delete_keys(c, keys) -> int:
         # lookup first: a key past its deadline expires, it is not deleted.
         if ks.lookup(key) is not None and ks.delete(key):
             deleted += 1
+            notify(c, GENERIC, b"del", key)
     return deleted
 
 
@@ -172,9 +177,11 @@ def _expire(c, argv, name, relative, seconds):
         ks.delete(key)
         lazy = c.server.settings.lazyfree_lazy_expire
         propagate_as(c, [b"UNLINK" if lazy else b"DEL", key])
+        notify(c, GENERIC, b"del", key)
     else:
         ks.set_expire(key, when)
         propagate_as(c, [b"PEXPIREAT", key, b"%d" % when, *argv[3:]])
+        notify(c, GENERIC, b"expire", key)
     return 1
 
 
@@ -258,7 +265,10 @@ def pexpiretime(c, argv):
          complexity=O1, **_G)
 def persist(c, argv):
     ks = c.server.keyspace
-    return int(ks.lookup(argv[1]) is not None and ks.persist(argv[1]))
+    if ks.lookup(argv[1]) is not None and ks.persist(argv[1]):
+        notify(c, GENERIC, b"persist", argv[1])
+        return 1
+    return 0
 
 
 # -- RENAME, RENAMENX, COPY, MOVE ---------------------------------------------
@@ -278,6 +288,8 @@ def _rename(c, argv, nx):
     ks.set(dst, value)
     if when is not None:
         ks.set_expire(dst, when)
+    notify(c, GENERIC, b"rename_from", src)
+    notify(c, GENERIC, b"rename_to", dst)
     return 1 if nx else OK
 
 
@@ -342,6 +354,7 @@ def copy(c, argv):
     when = ks.expire_time(src)
     if when is not None:
         ks.set_expire(dst, when)
+    notify(c, GENERIC, b"copy_to", dst)
     return 1
 
 
@@ -532,30 +545,30 @@ def object_refcount(c, argv):
          summary="Get the time since a Redis object was last accessed",
          **_OBJECT)
 def object_idletime(c, argv):
-    value = lookup_read(c, argv[2])
-    if value is None:
+    ks = c.server.keyspace
+    if ks.peek(argv[2]) is None:    # LOOKUP_NOTOUCH: no access recorded
         return None
     if _uses_lfu(c.server.settings):
         raise CommandError(
             "ERR An LFU maxmemory policy is selected, idle time not tracked. "
             "Please note that when switching between policies at runtime LRU "
             "and LFU data will take some time to adjust.")
-    return 0   # access times are not tracked: every key looks just used
+    return eviction.idle_ms(ks, argv[2]) // 1000
 
 
 @command("freq", 3, "readonly", since="4.0.0",
          summary="Get the logarithmic access frequency counter of a Redis "
                  "object", **_OBJECT)
 def object_freq(c, argv):
-    value = lookup_read(c, argv[2])
-    if value is None:
+    ks = c.server.keyspace
+    if ks.peek(argv[2]) is None:    # LOOKUP_NOTOUCH: no access recorded
         return None
     if not _uses_lfu(c.server.settings):
         raise CommandError(
             "ERR An LFU maxmemory policy is not selected, access frequency "
             "not tracked. Please note that when switching between policies "
             "at runtime LRU and LFU data will take some time to adjust.")
-    return LFU_INIT_VAL   # access counts are not tracked
+    return eviction.frequency(ks, argv[2])
 
 
 _OBJECT_HELP = (

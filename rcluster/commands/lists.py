@@ -16,9 +16,10 @@ from rcluster.commands.common import (LLONG_MIN, NO_KEY, OUT_OF_RANGE, SYNTAX,
                                       WRONGTYPE, arity_error, option_pairs,
                                       parse_int, parse_mpop, parse_positive,
                                       parse_timeout, propagate_as, rank_span,
-                                      read, record_removal, write,
-                                      write_or_create)
+                                      drop_if_empty, read, record_removal,
+                                      write, write_or_create)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
+from rcluster.notify import LIST, notify
 from rcluster.resp.codec import NULL_ARRAY, OK
 
 _G = dict(group="list")
@@ -60,7 +61,8 @@ def _pop(c, key: bytes, lst: deque, left: bool, count: int) -> list:
     """Pop up to count elements from one end; delete the key if emptied."""
     take = lst.popleft if left else lst.pop
     popped = [take() for _ in range(min(count, len(lst)))]
-    record_removal(c, key, lst, len(popped))
+    record_removal(c, key, lst, len(popped), LIST,
+                   b"lpop" if left else b"rpop")
     return popped
 
 
@@ -118,6 +120,7 @@ def _push_command(c, argv, left: bool, only_existing: bool):
         lst = write_or_create(c, key, deque)
     _push(lst, argv[2:], left)
     c.server.keyspace.touch(key, len(argv) - 2)
+    notify(c, LIST, b"lpush" if left else b"rpush", key)
     return len(lst)
 
 
@@ -178,6 +181,7 @@ def linsert(c, argv):
         return -1
     lst.insert(index if where == b"before" else index + 1, element)
     c.server.keyspace.touch(key)
+    notify(c, LIST, b"linsert", key)
     return len(lst)
 
 
@@ -354,6 +358,7 @@ def lset(c, argv):
         raise CommandError(OUT_OF_RANGE)
     lst[index] = argv[3]
     c.server.keyspace.touch(key)
+    notify(c, LIST, b"lset", key)
     return OK
 
 
@@ -381,7 +386,7 @@ def lrem(c, argv):
             kept.reverse()
         lst.clear()
         lst.extend(kept)
-        record_removal(c, key, lst, removed)
+        record_removal(c, key, lst, removed, LIST, b"lrem")
     return removed
 
 
@@ -401,7 +406,9 @@ def ltrim(c, argv):
         lst.popleft()
     for _ in range(tail):
         lst.pop()
-    record_removal(c, key, lst, head + tail)
+    c.server.keyspace.touch(key, head + tail)
+    notify(c, LIST, b"ltrim", key)     # even when nothing was trimmed
+    drop_if_empty(c, key, lst)
     return OK
 
 
@@ -419,7 +426,9 @@ def _move(c, source: bytes, destination: bytes, from_left: bool,
         target = write_or_create(c, destination, deque)
     _push(target, (value,), to_left)
     c.server.keyspace.touch(destination)
-    record_removal(c, source, lst)
+    notify(c, LIST, b"lpush" if to_left else b"rpush", destination)
+    record_removal(c, source, lst, 1, LIST,
+                   b"lpop" if from_left else b"rpop")
     return value
 
 

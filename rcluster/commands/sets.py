@@ -19,6 +19,7 @@ from rcluster.commands.common import (LLONG_MAX, NUMKEYS, ORDER_TIP,
                                       propagate_as, read, record_removal,
                                       store_result, write)
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
+from rcluster.notify import GENERIC, SET, notify
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
 from rcluster.resp.codec import SetReply
@@ -75,11 +76,14 @@ def sadd(c, argv):
         members = set(argv[2:])
         ks.add(key, members)
         ks.touch(key, len(members) - 1)   # Redis counts each member added
+        notify(c, SET, b"sadd", key)
         return len(members)
     before = len(members)
     members.update(argv[2:])
     added = len(members) - before
     ks.touch(key, added)
+    if added:
+        notify(c, SET, b"sadd", key)
     return added
 
 
@@ -97,7 +101,7 @@ def srem(c, argv):
         if member in members:
             members.remove(member)
             removed += 1
-    record_removal(c, key, members, removed)
+    record_removal(c, key, members, removed, SET, b"srem")
     return removed
 
 
@@ -119,12 +123,15 @@ def smove(c, argv):
         return 0
     ks = c.server.keyspace
     source.remove(member)
-    record_removal(c, source_key, source)
+    record_removal(c, source_key, source, 1, SET, b"srem")
     if dest is None:
         ks.add(dest_key, {member})
     elif member not in dest:
         dest.add(member)
         ks.touch(dest_key)
+    else:
+        return 1
+    notify(c, SET, b"sadd", dest_key)
     return 1
 
 
@@ -186,7 +193,7 @@ def spop(c, argv):
     else:
         member = random.choice(tuple(members))
         members.remove(member)
-    record_removal(c, key, members)
+    record_removal(c, key, members, 1, SET, b"spop")
     propagate_as(c, [b"SREM", key, member])
     return member
 
@@ -196,9 +203,11 @@ def _spop_count(c, key, count):
     if members is None or count == 0:
         return SetReply()
     ks = c.server.keyspace
+    notify(c, SET, b"spop", key)
     if count >= len(members):
         popped = ordered(c, members)
         ks.delete(key)
+        notify(c, GENERIC, b"del", key)
         ks.touch(key, len(popped) - 1)
         propagate_as(c, [b"DEL", key])
         return SetReply(popped)
@@ -313,7 +322,8 @@ _STORE_SPECS = [key_range(1, 1, 1, ("OW", "update")),
                  "key",
          complexity=_INTER_COMPLEXITY, **_G)
 def sinterstore(c, argv):
-    return store_result(c, argv[1], set(_intersection(c, argv[2:])))
+    return store_result(c, argv[1], set(_intersection(c, argv[2:])), SET,
+                        b"sinterstore")
 
 
 _UNION_DIFF_COMPLEXITY = ("O(N) where N is the total number of elements in "
@@ -331,7 +341,8 @@ def sunion(c, argv):
          summary="Add multiple sets and store the resulting set in a key",
          complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sunionstore(c, argv):
-    return store_result(c, argv[1], _union(c, argv[2:]))
+    return store_result(c, argv[1], _union(c, argv[2:]), SET,
+                        b"sunionstore")
 
 
 @command("sdiff", -2, "readonly", keys=(1, -1, 1, "RO access"),
@@ -345,7 +356,8 @@ def sdiff(c, argv):
          summary="Subtract multiple sets and store the resulting set in a key",
          complexity=_UNION_DIFF_COMPLEXITY, **_G)
 def sdiffstore(c, argv):
-    return store_result(c, argv[1], _difference(c, argv[2:]))
+    return store_result(c, argv[1], _difference(c, argv[2:]), SET,
+                        b"sdiffstore")
 
 
 @command("sscan", -3, "readonly", keys=(1, 1, 1, "RO access"),

@@ -24,6 +24,7 @@ from rcluster.commands.common import (SYNTAX, WRONGTYPE, parse_int,
 from rcluster.commands.keys import lookup_read
 from rcluster.commands.sets import ordered
 from rcluster.commands.table import CommandError, KeySpec, command
+from rcluster.notify import LIST, notify
 from rcluster.zset import ZSet
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -326,7 +327,7 @@ def sort_generic(c, argv, readonly: bool):
     ks = c.server.keyspace
     if result:
         before = ks.dirty
-        store_result(c, opts.store, result)
+        store_result(c, opts.store, result, LIST, b"sortstore")
         # Redis counts one change per element stored.
         ks.dirty = before + len(result)
     else:

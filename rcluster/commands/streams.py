@@ -21,6 +21,7 @@ from rcluster.commands.common import (
     help_subcommand, no_propagation, parse_int, parse_ranged, propagate_as,
     read, subcommand_syntax_error, write)
 from rcluster.commands.table import CommandError, KeySpec, command, container
+from rcluster.notify import STREAM, notify
 from rcluster.resp.codec import NULL_ARRAY, OK, Map
 from rcluster.types.stream import (
     INVALID_ENTRIES_READ, MAX64, MAX_ID, MIN_ID, NACK, Group, Stream,
@@ -253,9 +254,11 @@ def xadd(c, argv):
         ks.add(key, stream)
     else:
         ks.touch(key)
+    notify(c, STREAM, b"xadd", key)
     rewritten = None
     if args.strategy is not None:
-        _trim(stream, args)
+        if _trim(stream, args):
+            notify(c, STREAM, b"xtrim", key)
         if args.approx:
             rewritten = list(argv)
             _rewrite_trim(stream, args, rewritten)
@@ -288,6 +291,7 @@ def xtrim(c, argv):
             _rewrite_trim(stream, args, rewritten)
             propagate_as(c, rewritten)
         c.server.keyspace.touch(key, deleted)
+        notify(c, STREAM, b"xtrim", key)
     return deleted
 
 
@@ -370,6 +374,7 @@ def xdel(c, argv):
         elif first_entry:
             stream.first_id = stream.first_entry_id()
         c.server.keyspace.touch(argv[1], deleted)
+        notify(c, STREAM, b"xdel", argv[1])
     return deleted
 
 
@@ -414,6 +419,7 @@ def xsetid(c, argv):
     if max_xdel != MIN_ID:
         stream.max_deleted_id = max_xdel
     c.server.keyspace.touch(argv[1])
+    notify(c, STREAM, b"xsetid", argv[1])
     return OK
 
 
@@ -645,6 +651,7 @@ def _read_one(c, key, stream, gt, group, a, history, count):
     if consumer is None:
         consumer = group.create_consumer(a.consumer, now)
         ks.touch(key)
+        notify(c, STREAM, b"xgroup-createconsumer", key)
         if a.noack:
             also_propagate(c, [b"XGROUP", b"CREATECONSUMER", key, a.group,
                                a.consumer])
@@ -826,6 +833,7 @@ def xgroup_create(c, argv):
         raise CommandError("BUSYGROUP Consumer Group name already exists")
     stream.groups[argv[3]] = Group(sid, entries_read)
     ks.touch(argv[2])
+    notify(c, STREAM, b"xgroup-create", argv[2])
     return OK
 
 
@@ -845,6 +853,7 @@ def xgroup_setid(c, argv):
     group.last_id = sid
     group.entries_read = entries_read
     c.server.keyspace.touch(argv[2])
+    notify(c, STREAM, b"xgroup-setid", argv[2])
     return OK
 
 
@@ -858,6 +867,7 @@ def xgroup_destroy(c, argv):
         return 0
     del stream.groups[argv[3]]
     c.server.keyspace.touch(argv[2])
+    notify(c, STREAM, b"xgroup-destroy", argv[2])
     return 1
 
 
@@ -870,6 +880,7 @@ def xgroup_createconsumer(c, argv):
     if created is None:
         return 0
     c.server.keyspace.touch(argv[2])
+    notify(c, STREAM, b"xgroup-createconsumer", argv[2])
     return 1
 
 
@@ -883,6 +894,7 @@ def xgroup_delconsumer(c, argv):
         return 0
     pending = group.delete_consumer(consumer)
     c.server.keyspace.touch(argv[2])
+    notify(c, STREAM, b"xgroup-delconsumer", argv[2])
     return pending
 
 
@@ -981,6 +993,7 @@ def _claim_nack(c, group, consumer_holder, name, key, sid, nack):
         consumer = group.consumer(name, now)
         if consumer is None:
             consumer = group.create_consumer(name, now)
+            notify(c, STREAM, b"xgroup-createconsumer", key)
         consumer_holder[0] = consumer
     if nack.consumer is not consumer and nack.consumer is not None:
         nack.consumer.pel.pop(sid, None)

@@ -10,6 +10,7 @@ from rcluster.commands.common import (LLONG_MAX, LLONG_MIN, NOT_FLOAT,
 from rcluster.commands.longdouble import (increment_long_double,
                                           parse_long_double)
 from rcluster.commands.table import CommandError, command, key_range
+from rcluster.notify import GENERIC, KEY_MISS, STRING, notify
 from rcluster.resp.codec import OK, Map
 
 _G = dict(group="string")
@@ -80,6 +81,8 @@ def set_(c, argv):
     ks = c.server.keyspace
     if len(argv) == 3:
         ks.set(argv[1], argv[2])
+        if c.server.notify_flags:
+            notify(c, STRING, b"set", argv[1])
         return OK
     flags, expire = parse_string_options(argv, 3, True, "set")
     key = argv[1]
@@ -99,8 +102,10 @@ def _set_generic(c, key, value, flags, expire, name, ok_reply, abort_reply,
     if (flags & NX and found) or (flags & XX and not found):
         return old if flags & GET else abort_reply
     ks.set(key, value, keepttl=bool(flags & KEEPTTL))
+    notify(c, STRING, b"set", key)
     if when is not None:
         ks.set_expire(key, when)
+        notify(c, GENERIC, b"expire", key)
         propagate_as(c, [b"SET", key, value, b"PXAT", b"%d" % when])
     elif flags & GET:
         propagate_as(c, argv[:3] + [a for a in argv[3:] if a.lower() != b"get"])
@@ -133,6 +138,8 @@ def get(c, argv):
     value = server.keyspace.lookup(argv[1])
     if value is None:
         server.stats.keyspace_misses += 1
+        if server.notify_flags & KEY_MISS:
+            notify(c, KEY_MISS, b"keymiss", argv[1])
         return None
     server.stats.keyspace_hits += 1
     if value.__class__ is not bytes:
@@ -160,11 +167,14 @@ def getex(c, argv):
             ks.delete(key)
             lazy = c.server.settings.lazyfree_lazy_expire
             propagate_as(c, [b"UNLINK" if lazy else b"DEL", key])
+            notify(c, GENERIC, b"del", key)
         else:
             ks.set_expire(key, when)
             propagate_as(c, [b"PEXPIREAT", key, b"%d" % when])
+            notify(c, GENERIC, b"expire", key)
     elif flags & PERSIST and ks.persist(key):
         propagate_as(c, [b"PERSIST", key])
+        notify(c, GENERIC, b"persist", key)
     return as_bytes(value)
 
 
@@ -176,6 +186,7 @@ def getdel(c, argv):
         c.server.keyspace.delete(argv[1])
         lazy = c.server.settings.lazyfree_lazy_user_del
         propagate_as(c, [b"UNLINK" if lazy else b"DEL", argv[1]])
+        notify(c, GENERIC, b"del", argv[1])
     return as_bytes(value)
 
 
@@ -184,6 +195,7 @@ def getdel(c, argv):
 def getset(c, argv):
     old = read(c, argv[1], bytes)
     c.server.keyspace.set(argv[1], argv[2])
+    notify(c, STRING, b"set", argv[1])
     propagate_as(c, [b"SET", argv[1], argv[2]])
     return as_bytes(old)
 
@@ -211,6 +223,7 @@ def _mset(c, argv, nx):
                 return 0
     for j in range(1, len(argv), 2):
         ks.set(argv[j], argv[j + 1])
+        notify(c, STRING, b"set", argv[j])
     return 1 if nx else OK
 
 
@@ -235,6 +248,7 @@ def _incr(c, key, delta):
     value = 0 if old is None else parse_int(old)
     value = increment(value, delta)
     ks.set(key, b"%d" % value, keepttl=True)
+    notify(c, STRING, b"incrby", key)
     return value
 
 
@@ -274,6 +288,7 @@ def incrbyfloat(c, argv):
     value = 0 if old is None else parse_long_double(old, NOT_FLOAT)
     text = increment_long_double(value, parse_long_double(argv[2], NOT_FLOAT))
     c.server.keyspace.set(key, text, keepttl=True)
+    notify(c, STRING, b"incrbyfloat", key)
     # Replicas get the result, not a float computation to redo.
     propagate_as(c, [b"SET", key, text, b"KEEPTTL"])
     return text
@@ -287,11 +302,13 @@ def append(c, argv):
     old = write(c, key, bytes)
     if old is None:
         ks.set(key, extra)
+        notify(c, STRING, b"append", key)
         return len(extra)
     _check_size(c, len(old) + len(extra))
     buf = unshare_string(c, key, old)
     buf += extra
     ks.touch(key)
+    notify(c, STRING, b"append", key)
     return len(buf)
 
 
@@ -321,12 +338,14 @@ def setrange(c, argv):
         buf = bytearray(offset)
         buf += chunk
         c.server.keyspace.add(key, buf)
+        notify(c, STRING, b"setrange", key)
         return len(buf)
     buf = unshare_string(c, key, old)
     if len(buf) < offset:
         buf += bytes(offset - len(buf))
     buf[offset:offset + len(chunk)] = chunk
     c.server.keyspace.touch(key)
+    notify(c, STRING, b"setrange", key)
     return len(buf)
 
 

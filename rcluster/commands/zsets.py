@@ -20,6 +20,7 @@ from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
 from rcluster.commands.sets import NEGATIVE_LIMIT
 from rcluster.commands.table import CommandError, KeySpec, command, key_range
+from rcluster.notify import ZSET, notify
 from rcluster.resp.codec import NULL_ARRAY, Double
 from rcluster.zset import LEX_MAX, LEX_MIN, LexRange, ScoreRange, ZSet
 
@@ -200,6 +201,8 @@ def zadd_pairs(c, key: bytes, pairs, flags: set):
         ks.touch(key, added + updated - 1)
     elif added or updated:
         ks.touch(key, added + updated)
+    if added or updated:
+        notify(c, ZSET, b"zincr" if b"incr" in flags else b"zadd", key)
     if b"incr" in flags:   # a single pair: its new score, or nil
         return None if score is None else Double(score)
     return added + updated if b"ch" in flags else added
@@ -240,7 +243,7 @@ def zrem(c, argv):
     if zs is None:
         return 0
     removed = sum(zs.remove(member) for member in argv[2:])
-    record_removal(c, key, zs, removed)
+    record_removal(c, key, zs, removed, ZSET, b"zrem")
     return removed
 
 
@@ -251,7 +254,8 @@ def _zremrange(c, argv, span_of):
     if zs is None:
         return 0
     removed = zs.remove_span(*span_of(zs))
-    record_removal(c, key, zs, removed)
+    # The event is the command's name (zremrangebyrank/score/lex).
+    record_removal(c, key, zs, removed, ZSET, argv[0].lower())
     return removed
 
 
@@ -443,7 +447,8 @@ def _zrange(c, argv, src: int, by=None, reverse=None, store=None):
     zs = _read(c, argv[src])
     pairs = [] if zs is None else query.select(zs, bounds)
     if store is not None:
-        return store_result(c, store, _new_zset(c, dict(pairs)))
+        return store_result(c, store, _new_zset(c, dict(pairs)), ZSET,
+                            b"zrangestore")
     return _pairs(c, pairs, query.withscores)
 
 
@@ -519,7 +524,8 @@ def zrevrangebylex(c, argv):
 
 def _pop(c, key: bytes, zs: ZSet, count: int, highest: bool) -> list:
     pairs = zs.pop(count, highest)
-    record_removal(c, key, zs, len(pairs))
+    record_removal(c, key, zs, len(pairs), ZSET,
+                   b"zpopmax" if highest else b"zpopmin")
     return pairs
 
 
@@ -770,7 +776,9 @@ def _zsetop(c, argv, name: str, op: str, numkeys_index: int,
     else:
         result = _diff(sources)
     if dest is not None:
-        return store_result(c, dest, _new_zset(c, result))
+        # The event is the command's name (zunionstore, zinterstore...).
+        return store_result(c, dest, _new_zset(c, result), ZSET,
+                            argv[0].lower())
     if cardinality:
         return len(result)
     return _pairs(c, ZSet(result), how.withscores)

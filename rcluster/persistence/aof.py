@@ -8,13 +8,15 @@ database changes and ``#TS:<unix time>`` annotations when
 so either server loads the other's directory.
 
 Writing.  ``feed(db, ops)`` is the write path's sink (``server.write_path
-.add_sink``): it appends the encoded commands to a buffer and schedules
-one flush for the end of the reactor turn (``callLater(0)``: it runs
-after every connection that was readable in this turn has run its
-requests, as Redis's beforeSleep).  The flush writes the buffer, then
-syncs by ``appendfsync``: ``always`` fdatasyncs there; ``everysec``
-fdatasyncs in a thread at most once a second; ``no`` leaves it to the
-kernel.
+.add_sink``): it queues the ops and schedules one flush for the end of
+the reactor turn (``callLater(0)``: it runs after every connection that
+was readable in this turn has run its requests, as Redis's beforeSleep).
+The flush encodes and writes the turn's ops at once, then syncs by
+``appendfsync``: ``always`` fdatasyncs there; ``everysec`` fdatasyncs in
+a thread at most once a second; ``no`` leaves it to the kernel.  A failed
+write (everysec/no) is retried by the cron and refuses writes with
+``-MISCONF Errors writing to the AOF file: ...`` meanwhile (through
+``server.write_refusal``); with ``always`` the node exits, as Redis.
 
 Group commit (``appendfsync always``).  A client must not see the reply
 to a write before that write is on disk.  The first write of a reactor
@@ -31,13 +33,20 @@ appendonly yes).  As Redis: a new incr file takes the writes from the
 instant of the rewrite on; the new base is that instant's dataset,
 serialized without fork by ``snapshot.Snapshot`` a slice per reactor turn
 (point in time through the keyspace's ``before_write`` hook), into
-``temp-rewriteaof-bg-<pid>.aof``.  At the end the base is renamed into the
-directory, the manifest is switched atomically (temp file, fsync,
-rename, directory fsync) and the old files deleted.
+``temp-rewriteaof-bg-<pid>.aof`` (``rdb-key-save-delay`` spreads it, as
+it slows Redis's child).  At the end the base is fsynced in a thread,
+renamed into the directory, the manifest is switched atomically (temp
+file, fsync, rename, directory fsync) and the old files deleted in a
+thread.
 
 Loading replays each command through the server's command table with a
-fake client (Redis's createAOFClient); MULTI ... EXEC is applied at EXEC,
-atomically.  A file that ends mid-command (or inside MULTI) is truncated
+fake client (Redis's createAOFClient): the handlers run directly, replies
+and propagation dropped, as Redis calls cmd->proc; MULTI ... EXEC is
+applied at EXEC, atomically.  As in Redis nothing expires while loading
+(the keyspace's clock reads 0 and active expiry pauses), so a command
+acts on a key as it was when it first ran.  ``load_sliced`` spreads the
+load across reactor turns (the service's start-up; -LOADING meanwhile),
+``load`` does it at once (DEBUG LOADAOF).  A file that ends mid-command (or inside MULTI) is truncated
 at the last whole command with ``aof-load-truncated yes``, as Redis does;
 anything else (garbage, a missing file, a corrupt base, an unknown
 command) raises ``AofLoadError`` naming the file and offset, and the node
@@ -619,7 +628,6 @@ class Aof:
         load = RdbLoad(self.server, path, merge=False, master=True, log=log)
         reader = load.reader
         consumed = chunk_start = 0
-        window = b""        # the last bytes fed: where the RDB ended
         try:
             while True:
                 chunk = fh.read(READ_CHUNK)
@@ -627,11 +635,10 @@ class Aof:
                     break
                 chunk_start = consumed
                 consumed += len(chunk)
-                window = window[-9:] + chunk
                 self.server.keyspace.now = 0
                 load.feed(chunk)
                 load.apply()
-                if _reader_done(reader):
+                if reader.done:
                     break
                 yield
             load.finish()
@@ -643,19 +650,18 @@ class Aof:
                 % (path, chunk_start, consumed, str(err).split(": ", 1)[-1])
             ) from None
         self._install_functions(load.functions)
-        rest = _rdb_rest(reader, window)
+        rest = reader.rest
         return consumed - len(rest), rest
 
     def _install_functions(self, codes):
         if not codes:
             return
-        functions = self.server.extensions.get("functions")
-        restore = getattr(functions, "load_library", None)
-        if restore is None:
-            raise AofLoadError("the AOF base holds FUNCTION libraries, and "
-                               "this node has no function support")
         for code in codes:
-            restore(code, replace=True)
+            try:
+                self.server.scripts.load_function_code(code, replace=True)
+            except CommandError as err:
+                raise AofLoadError("a FUNCTION library of the AOF base does "
+                                   "not load: %s" % err) from None
 
     def _replay(self, fh, path, name, offset, first, last) -> str:
         """Run the commands of a file from ``offset`` (``first``: bytes
@@ -814,7 +820,8 @@ class Aof:
         except CommandError:
             pass                # a failing command changed nothing
         fake.out.clear()
-        _drop_propagation(self.server.write_path, fake)
+        # Loaded commands are not propagated (Redis runs them outside call()).
+        self.server.write_path.discard()
 
     # -- start / stop ---------------------------------------------------------
     def start(self):
@@ -1493,52 +1500,10 @@ class Aof:
         return fields
 
 
-def _reader_done(reader) -> bool:
-    """Has the RDB reader seen the end of the RDB (EOF opcode, checksum)?"""
-    done = getattr(reader, "done", None)
-    if done is None:
-        done = getattr(reader, "_done", False)
-    return bool(done)
-
-
-def _rdb_rest(reader, window: bytes) -> bytes:
-    """The bytes fed to the reader past the RDB's end (an old-style
-    preamble AOF's command tail): the reader's ``rest`` if it keeps it,
-    else what follows the EOF opcode and checksum in the last bytes fed
-    (``window``) - the first such place followed by commands, or
-    nothing."""
-    rest = getattr(reader, "rest", None)
-    if rest is not None:
-        return bytes(rest)
-    checksum = getattr(reader, "checksum", None)
-    version = getattr(reader, "version", None) or 0
-    marker = b"\xff" + (checksum or 0).to_bytes(8, "little") \
-        if version >= 5 else b"\xff"
-    at = window.find(marker)
-    while at >= 0:
-        tail = window[at + len(marker):]
-        if not tail or tail[:1] in (b"*", b"#"):
-            return tail
-        at = window.find(marker, at + 1)
-    return b""
-
-
 def _fsync_close(fh):
     fh.flush()
     os.fsync(fh.fileno())
     fh.close()
-
-
-def _drop_propagation(write_path, fake):
-    """Loaded commands are not propagated (Redis runs them outside
-    call()): forget what the handler recorded on the write path."""
-    fake.propagation = None
-    if write_path.pending:
-        write_path.pending = []
-    if write_path.marked:
-        for client in write_path.marked:
-            client.propagation = None
-        write_path.marked = []
 
 
 def _unlink(path):

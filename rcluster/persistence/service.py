@@ -87,18 +87,10 @@ def rdb_aux(server, now: float) -> list:
             (b"aof-base", b"0")]
 
 
-def _functions(server):
-    """The scripting layer's FUNCTION registry (scripting/functions.py's
-    Functions), or None when scripting isn't there."""
-    scripting = getattr(server, "scripting", None) or \
-        server.extensions.get("scripting")
-    return getattr(scripting, "functions", None)
-
-
 def function_codes(server) -> list:
-    """Library sources to save (FUNCTION LOAD order), if any."""
-    functions = _functions(server)
-    return list(functions.codes()) if functions is not None else []
+    """Library sources to save (FUNCTION LOAD order), if any: the
+    scripting layer's ``server.scripts.function_codes()``."""
+    return list(server.scripts.function_codes())
 
 
 class _FileOut:
@@ -244,7 +236,9 @@ class RdbLoad:
         self.merge = merge
         self.master = master
         self.log = log or logger()
-        self.reader = _rdb().RdbReader()
+        # The settings give loaded values their encodings (zset listpack
+        # thresholds...).
+        self.reader = _rdb().RdbReader(server.settings)
         self.pending = []
         self.loaded = 0
         self.expired = 0
@@ -370,10 +364,7 @@ class PersistenceService(service.Service):
         settings.listeners.append(self._config_changed)
 
     def _make_aof(self):
-        try:
-            from rcluster.persistence.aof import Aof
-        except ImportError:
-            return None
+        from rcluster.persistence.aof import Aof
         return Aof(self.server, self.settings, self.reactor)
 
     # -- start and stop -----------------------------------------------------
@@ -382,8 +373,7 @@ class PersistenceService(service.Service):
         self.cron = LoopingCall(self.tick)
         self.cron.clock = self.reactor
         self.cron.start(1.0 / max(1, min(self.settings.hz, 500)), now=False)
-        if (self.settings.appendonly and self.aof is not None) or \
-                os.path.exists(self.settings.dbfilename):
+        if self.settings.appendonly or os.path.exists(self.settings.dbfilename):
             # Clients connecting before the first slice already get
             # -LOADING (the listeners are up before the reactor runs).
             self._set_loading(True)
@@ -424,9 +414,7 @@ class PersistenceService(service.Service):
                 self.log.warn("Error trying to save the DB, can't exit.")
                 if not force:
                     return "ERR Errors trying to SHUTDOWN. Check logs."
-        aof_stop = getattr(self.aof, "shutdown", None)
-        if aof_stop is not None:
-            aof_stop()
+        self.aof.shutdown()
         self.shutdown_saved = True
         return None
 
@@ -458,11 +446,9 @@ class PersistenceService(service.Service):
     # -- loading --------------------------------------------------------------
     def _load_at_startup(self):
         started = time.monotonic()
-        if self.settings.appendonly and self.aof is not None:
+        if self.settings.appendonly:
             self._set_loading(True)
-            sliced = getattr(self.aof, "load_sliced", None)
-            d = sliced() if sliced is not None else \
-                defer.maybeDeferred(self.aof.load)
+            d = self.aof.load_sliced()
 
             def loaded(_):
                 self._set_loading(False)
@@ -475,9 +461,6 @@ class PersistenceService(service.Service):
                                    "file: %s" % failure.getErrorMessage())
             d.addCallbacks(loaded, failed)
             return
-        if self.settings.appendonly:
-            self.log.warn("appendonly yes, but this node has no AOF support: "
-                          "loading the RDB file instead")
         path = self.settings.dbfilename
         if not os.path.exists(path):
             self._loaded()
@@ -496,9 +479,7 @@ class PersistenceService(service.Service):
         """Start-up loading is over (or there was nothing to load): the
         AOF starts appending, save points and BGSAVE may run."""
         self.loaded = True
-        start = getattr(self.aof, "start", None)
-        if start is not None:
-            start()
+        self.aof.start()
         self.server.lastsave = int(self.reactor.seconds())
         self.server.dirty_at_save = self.server.keyspace.dirty
         if not self.load_done.called:
@@ -620,13 +601,9 @@ class PersistenceService(service.Service):
         if not codes:
             return
         from rcluster.commands.table import CommandError
-        functions = _functions(self.server)
-        if functions is None:
-            raise LoadError("the RDB file holds FUNCTION libraries, and "
-                            "this node has no function support")
         for code in codes:
             try:
-                functions.load(code, replace=True, timeout=False)
+                self.server.scripts.load_function_code(code, replace=True)
             except CommandError as err:
                 raise LoadError("Failed loading library, %s" % err) from None
 
@@ -650,7 +627,7 @@ class PersistenceService(service.Service):
         try:
             with open(tmp, "wb") as fh:
                 out = _FileOut(fh)
-                self._snapshot(out).run()
+                self._run_blocking(self._snapshot(out))
                 out.flush()
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -671,6 +648,19 @@ class PersistenceService(service.Service):
         self.server.dirty_at_save = self.server.keyspace.dirty
         self.lastbgsave_ok = True
         self._update_gate()
+
+    def _run_blocking(self, snapshot):
+        """A whole snapshot now (SAVE blocks, as in Redis); with
+        rdb-key-save-delay, sleeping that long after each key as Redis's
+        rdbSaveRio does (a test knob: it stalls the node)."""
+        delay = self.settings.rdb_key_save_delay
+        if not delay:
+            snapshot.run()
+            return
+        per_key = delay / 1e6 if delay > 0 else -delay / 1e9
+        snapshot.start()
+        while not snapshot.done:
+            time.sleep(snapshot.step(budget=3600.0, max_keys=1) * per_key)
 
     def start_bgsave(self) -> bool:
         """Start a background save; False (logged) if it can't start."""
@@ -846,7 +836,4 @@ class PersistenceService(service.Service):
             ("rdb_last_load_keys_expired", self.load_keys[1]),
             ("rdb_last_load_keys_loaded", self.load_keys[0]),
         ]
-        aof_fields = getattr(self.aof, "info_fields", None)
-        if aof_fields is not None:
-            fields += list(aof_fields())
-        return fields + progress
+        return fields + list(self.aof.info_fields()) + progress

@@ -14,6 +14,9 @@ from twisted.trial.unittest import SkipTest, TestCase
 from tests.integration.harness import NodeProcess, have, start_node
 
 FAR = 4_000_000_000_000          # an expiry (unix ms) far in the future
+LIBRARY = ("#!lua name=rdblib\n"
+           "redis.register_function('rdbtest', "
+           "function() return 'from a library' end)")
 
 
 def populate(r, prefix="k", far=FAR):
@@ -392,23 +395,29 @@ class RedisServerInteropTests(TestCase):
         r = peer.client()
         populate(r)
         r.pfadd("hll", *[f"e{i}" for i in range(100)])
+        r.function_load(LIBRARY)
         before = dataset(r)
         r.save()
         node = NodeProcess()
         self.addCleanup(node.cleanup)
         shutil.copy(rdb_path(peer), rdb_path(node))
         node.start()
-        self.assertEqual(dataset(node.client()), before)
+        loaded = node.client()
+        self.assertEqual(dataset(loaded), before)
+        self.assertEqual(loaded.fcall("rdbtest", 0), b"from a library")
         self.assertIn("Loading RDB produced by version 7.0.15", node.output())
 
     def test_rcluster_rdb_loads_in_redis(self):
         node = start_node(self)
         r = node.client()
         populate(r)
+        r.function_load(LIBRARY)
         before = dataset(r)
         r.save()
         peer = NodeProcess(binary="redis-server")
         self.addCleanup(peer.cleanup)
         shutil.copy(rdb_path(node), rdb_path(peer))
         peer.start()
-        self.assertEqual(dataset(peer.client()), before)
+        loaded = peer.client()
+        self.assertEqual(dataset(loaded), before)
+        self.assertEqual(loaded.fcall("rdbtest", 0), b"from a library")

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from twisted.trial.unittest import TestCase
 
 from rcluster.persistence import rdb
-from rcluster.persistence.crc64 import _crc_loop, crc64, crc64_combine
+from rcluster.persistence.crc64 import crc64, crc64_combine
 from rcluster.persistence.lzf import LzfError, compress, decompress
 from rcluster.persistence.rdb import (Aux, End, Entry, Function, RdbError,
                                       RdbReader, RdbWriter, ResizeDb,
@@ -60,14 +60,23 @@ def same(a, b) -> bool:
     return a == b and type(a) is type(b)
 
 
+def _crc_loop(data, crc):
+    """A bit-at-a-time reference CRC64 (Jones, reflected)."""
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x95ac9329ac4bc9b5 if crc & 1 else crc >> 1
+    return crc
+
+
 class Crc64Tests(TestCase):
     def test_check_value(self):
         # Redis's crc64 test vector (crc64.c).
         self.assertEqual(crc64(b"123456789"), 0xe9c6d914c4b8d9ca)
 
-    def test_lanes_agree_with_the_byte_loop(self):
+    def test_agrees_with_a_reference_loop(self):
         rng = random.Random(1)
-        for n in (0, 1, 2047, 2048, 2049, 5000, 70001, 300000):
+        for n in (0, 1, 2, 7, 8, 9, 100, 2049, 5000):
             data = bytes(rng.getrandbits(8) for _ in range(n))
             for start in (0, 0xdeadbeef):
                 self.assertEqual(crc64(data, start), _crc_loop(data, start))

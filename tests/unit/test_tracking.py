@@ -1,9 +1,9 @@
 """Client-side caching (rcluster/tracking.py, CLIENT TRACKING & co.) on
 StringTransport: each mode (default, BCAST with prefixes, OPTIN/OPTOUT
 with CLIENT CACHING, NOLOOP, REDIRECT over RESP2 with the pub/sub
-message) and each trigger (write, expiry, a server-made deletion such as
-eviction, flush, table overflow, a slot leaving the node), with the
-bytes Redis 7.0.15 sends (checked against redis-server)."""
+message) and each trigger (write, expiry, eviction, flush, table
+overflow, a slot leaving the node), with the bytes Redis 7.0.15 sends
+(checked against redis-server)."""
 from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.service import ServerHost
 from tests.protocol.helpers import ServerTestCase, bulks
@@ -293,6 +293,23 @@ class TriggerTests(TrackingTestCase):
         self.ks.delete(b"k")
         self.server.write_path.deleted(b"k")
         self.assertEqual(self.sent(), push("k"))
+
+    def test_eviction(self):
+        keys = [b"k%d" % i for i in range(20)]
+        for key in keys:
+            self.write("SET", key, b"v" * 100)
+        self.track()
+        self.call("MGET", *keys)
+        used = self.server.evictor.used()
+        self.write("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        self.write("CONFIG", "SET", "maxmemory", used - 500)
+        self.write("PING")                  # evicts before running
+        evicted = [key for key in keys if key not in self.ks]
+        self.assertTrue(evicted)
+        self.assertEqual(self.server.stats.evicted_keys, len(evicted))
+        data = self.sent()
+        received = sorted(data.split(b">2\r\n")[1:])
+        self.assertEqual(received, sorted(push(key)[4:] for key in evicted))
 
     def test_flush_sends_null_and_empties_the_table(self):
         bcast = self.connect(resp3=True)

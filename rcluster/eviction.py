@@ -1,0 +1,396 @@
+"""maxmemory and eviction (Redis's evict.c), sans-IO.
+
+``Evictor.before_command`` is Redis's processCommand step: with
+``maxmemory`` set, every command first runs ``perform`` (evict until the
+estimate, see memory.py, is under the limit), and a ``denyoom`` command
+(or anything queued in MULTI) is refused with -OOM when nothing more can
+be evicted.  With maxmemory set, ``Server.refresh_gates`` sends every
+command through the checked path, where this runs; with it unset the fast
+path pays nothing.
+
+Victims are chosen as Redis does: ``maxmemory-samples`` keys are sampled
+(all keys, or keys with a TTL for volatile-*), scored (idle time for LRU,
+255 - decayed counter for LFU, -deadline for volatile-ttl) and merged into
+an eviction pool of 16 best candidates; the best still existing goes.
+Sampling all keys picks a random slot, then a random key in it; sampling
+TTL keys picks random entries of the expiry heap (``Keyspace._heap``).
+
+Access metadata is ``Keyspace.access``: key -> last access time in ms (LRU;
+the ``now`` int object is shared by every key touched in a batch, so it
+costs a dict entry per key and one store per lookup), or under an LFU
+policy the packed ``(minutes << 8) | counter`` of Redis's LFU, updated
+with Redis's formulas (``LFU``).
+
+Eviction is bounded per call by ``maxmemory-eviction-tenacity`` (Redis's
+evictionTimeLimitUs); past it, the rest continues on later reactor turns
+(``clock.callLater(0)``, Redis's evictionTimeProc) and commands still run
+meanwhile.  Each eviction counts in ``evicted_keys``, is propagated as DEL
+(UNLINK with lazyfree-lazy-eviction), touches WATCHers and raises the
+``evicted`` keyspace event.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from bisect import insort
+from itertools import islice
+from time import perf_counter
+
+from rcluster.cluster.keyslot import keyslot
+from rcluster.logs import logger
+from rcluster.memory import STARTUP, client_buffers, keyspaces
+from rcluster.resp.codec import Error
+
+log = logger()
+
+OOM = Error("OOM command not allowed when used memory > 'maxmemory'.")
+LFU_INIT_VAL = 5
+POOL_SIZE = 16
+EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
+SLOTS = 16384
+_MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
+
+
+# -- LFU (Redis's LFULogIncr / LFUDecrAndReturn) ---------------------------
+
+class LFU:
+    """Logarithmic access counters with decay, packed as
+    ``(minutes & 0xffff) << 8 | counter`` per key."""
+
+    __slots__ = ("keyspace", "log_factor", "decay_time", "random")
+
+    def __init__(self, keyspace, log_factor=10, decay_time=1, rand=None):
+        self.keyspace = keyspace
+        self.log_factor = log_factor
+        self.decay_time = decay_time
+        self.random = rand or random.random
+
+    def minutes(self) -> int:
+        return (self.keyspace.now // 60000) & 65535
+
+    def new(self) -> int:
+        return (self.minutes() << 8) | LFU_INIT_VAL
+
+    def elapsed(self, ldt: int) -> int:
+        now = self.minutes()
+        return now - ldt if now >= ldt else 65535 - ldt + now
+
+    def decayed(self, packed) -> int:
+        """LFUDecrAndReturn: the counter after the decay periods elapsed."""
+        if packed is None:
+            return LFU_INIT_VAL
+        counter = packed & 255
+        periods = self.elapsed(packed >> 8) // self.decay_time \
+            if self.decay_time else 0
+        if periods:
+            return 0 if periods > counter else counter - periods
+        return counter
+
+    def log_incr(self, counter: int) -> int:
+        if counter == 255:
+            return 255
+        base = counter - LFU_INIT_VAL
+        if base < 0:
+            base = 0
+        if self.random() < 1.0 / (base * self.log_factor + 1):
+            counter += 1
+        return counter
+
+    def touch(self, access: dict, key: bytes):
+        """updateLFU: decay, then a logarithmic increment."""
+        counter = self.log_incr(self.decayed(access.get(key)))
+        access[key] = (self.minutes() << 8) | counter
+
+    def packed(self, freq: int) -> int:
+        """RESTORE ... FREQ n."""
+        return (self.minutes() << 8) | freq
+
+
+def time_limit_us(tenacity: int) -> float:
+    """evictionTimeLimitUs."""
+    if tenacity <= 10:
+        return 50.0 * tenacity
+    if tenacity < 100:
+        return 500.0 * 1.15 ** (tenacity - 10)
+    return float("inf")
+
+
+# -- sampling -----------------------------------------------------------------
+
+def sample_keys(ks, count: int, rand=random.randrange) -> list:
+    """Up to ``count`` random keys (dictGetSomeKeys, approximately)."""
+    out = []
+    if not ks.count:
+        return out
+    slots = ks.slots
+    for _ in range(count):
+        slot = rand(SLOTS)
+        table = slots[slot]
+        steps = 0
+        while not table:
+            slot = (slot + 1) & 16383
+            table = slots[slot]
+            steps += 1
+            if steps > SLOTS:
+                return out
+        n = len(table)
+        out.append(next(iter(table)) if n == 1 else
+                   next(islice(table, rand(n), None)))
+    return out
+
+
+def sample_volatile(ks, count: int, rand=random.randrange) -> list:
+    """Up to ``count`` random keys with a TTL (from the expiry heap)."""
+    out = []
+    heap, expires = ks._heap, ks.expires
+    if not expires:
+        return out
+    if len(heap) > 2 * len(expires) + 16:
+        # Mostly stale entries (evicted or changed TTLs): rebuild, as
+        # Keyspace.set_expire does.
+        heap = ks._heap = [(w, k) for k, w in expires.items()]
+        heapq.heapify(heap)
+    for _ in range(3 * count + 64):
+        when, key = heap[rand(len(heap))]
+        if expires.get(key) == when:
+            out.append(key)
+            if len(out) >= count:
+                break
+    return out
+
+
+# -- the evictor --------------------------------------------------------------
+
+class Evictor:
+    def __init__(self, server):
+        self.server = server
+        self.pool: list = []          # (score, key) ascending, best last
+        self.active = False           # maxmemory set
+        self.policy = "noeviction"
+        self.maxmemory = 0
+        self.client_memory = 0        # normal clients' buffers, from cron
+        self.timer_running = False
+        self.lfu_mode = False
+        self.peak = 0                 # used_memory_peak
+        self.configure()
+        server.settings.listeners.append(self._setting_changed)
+
+    # -- settings ---------------------------------------------------------
+    _WATCHED = frozenset(("maxmemory", "maxmemory-policy", "lfu-log-factor",
+                          "lfu-decay-time"))
+
+    def _setting_changed(self, name, value):
+        if name in self._WATCHED:
+            self.configure()
+            self.server.refresh_gates()
+
+    def configure(self):
+        settings = self.server.settings
+        self.maxmemory = settings.maxmemory
+        self.active = bool(self.maxmemory)
+        if self.policy != settings.maxmemory_policy:
+            self.pool = []
+        self.policy = settings.maxmemory_policy
+        lfu = self.policy.endswith("lfu")
+        for ks in keyspaces(self.server):
+            if lfu:
+                if ks.lfu is None:
+                    ks.lfu = LFU(ks)
+                    init = ks.lfu.new()
+                    ks.access = dict.fromkeys(ks.access, init)
+                ks.lfu.log_factor = settings.lfu_log_factor
+                ks.lfu.decay_time = settings.lfu_decay_time
+            elif ks.lfu is not None:
+                ks.lfu = None
+                ks.access = dict.fromkeys(ks.access, ks.now)
+        self.lfu_mode = lfu
+
+    # -- figures ----------------------------------------------------------
+    def used(self) -> int:
+        """The memory compared with maxmemory (replica buffers excluded,
+        as Redis's mem_not_counted_for_evict)."""
+        total = STARTUP + self.client_memory
+        for ks in keyspaces(self.server):
+            total += ks.used
+        return total
+
+    def cron(self):
+        """Refresh the clients' share (O(clients): not per command)."""
+        if self.active:
+            self.client_memory = client_buffers(self.server)[0]
+            self.peak = max(self.peak, self.used())
+            if self.used() > self.maxmemory and not self.timer_running:
+                self._perform_and_flush()
+
+    # -- the processCommand step ------------------------------------------
+    def before_command(self, c, cmd):
+        """None to run the command, or the OOM error to refuse it."""
+        server = self.server
+        if server.role != "master" and server.settings.replica_ignore_maxmemory:
+            return None
+        if self.perform() != EVICT_FAIL:
+            self._flush()
+            return None
+        self._flush()
+        name = cmd.name
+        if "denyoom" in cmd.flags or (
+                c.multi is not None and name not in _MULTI_ALLOWED) or (
+                name == "exec" and c.multi and
+                any("denyoom" in q.flags for q, _ in c.multi)):
+            return OOM
+        return None
+
+    def _flush(self):
+        wp = self.server.write_path
+        if wp.pending:
+            # Each eviction's DEL goes alone, not wrapped with the command.
+            wp.flush(wrap=False)
+
+    def _perform_and_flush(self):
+        self.perform()
+        self._flush()
+
+    # -- performEvictions -------------------------------------------------
+    def perform(self) -> int:
+        if not self.maxmemory:
+            return EVICT_OK
+        to_free = self.used() - self.maxmemory
+        if to_free <= 0:
+            return EVICT_OK
+        if self.policy == "noeviction":
+            return EVICT_FAIL
+        settings = self.server.settings
+        limit = time_limit_us(settings.maxmemory_eviction_tenacity) / 1e6
+        start = perf_counter()
+        freed = evicted = 0
+        while freed < to_free:
+            found = self.pick()
+            if found is None:
+                return EVICT_FAIL
+            ks, key = found
+            before = ks.used
+            self.evict(ks, key)
+            freed += before - ks.used
+            evicted += 1
+            if evicted % 16 == 0 and perf_counter() - start > limit:
+                # Continue on the next reactor turns (evictionTimeProc).
+                self._start_timer()
+                return EVICT_RUNNING
+        return EVICT_RUNNING if self.timer_running else EVICT_OK
+
+    def _start_timer(self):
+        if not self.timer_running:
+            self.timer_running = True
+            self.server.clock.callLater(0, self._timer)
+
+    def _timer(self):
+        self.timer_running = False
+        if self.perform() == EVICT_RUNNING and not self.timer_running:
+            self._start_timer()
+        self._flush()
+
+    def evict(self, ks, key: bytes):
+        """Delete one victim, with Redis's bookkeeping."""
+        server = self.server
+        dirty = ks.dirty
+        ks.delete(key)
+        ks.dirty = dirty          # not a write (Redis leaves dirty alone)
+        server.stats.evicted_keys += 1
+        server.write_path.deleted(key, server.settings.lazyfree_lazy_eviction)
+        if server.watched_keys:
+            server.touch_watched([key])
+        if getattr(server, "notify_flags", 0):
+            from rcluster.notify import EVICTED, notify
+            notify(server, EVICTED, b"evicted", key)
+
+    # -- victims -------------------------------------------------------------
+    def pick(self):
+        """(keyspace, key) of the next victim under the policy, or None."""
+        policy = self.policy
+        volatile = policy.startswith("volatile")
+        dbs = [ks for ks in keyspaces(self.server)
+               if (ks.expires if volatile else ks.count)]
+        if not dbs:
+            return None
+        if policy.endswith("random"):
+            ks = random.choice(dbs)
+            keys = sample_volatile(ks, 1) if volatile else sample_keys(ks, 1)
+            return (ks, keys[0]) if keys else None
+        samples = self.server.settings.maxmemory_samples
+        for attempt in range(4):
+            for ks in dbs:
+                self.populate(ks, samples, volatile)
+            pool = self.pool
+            budget = 2 * POOL_SIZE
+            while pool and budget:
+                budget -= 1
+                score, key, ks = pool.pop()
+                if key in (ks.expires if volatile else
+                           ks.slots[keyslot(key)]):
+                    # A candidate read since it was scored goes back with
+                    # its fresh score (Redis would evict it regardless).
+                    fresh = self.score(ks, key)
+                    if fresh < score and pool and fresh < pool[-1][0]:
+                        insort(pool, (fresh, key, ks), key=_score_key)
+                        continue
+                    return ks, key
+        return None
+
+    def score(self, ks, key: bytes):
+        """A candidate's score: the higher, the better a victim."""
+        policy = self.policy
+        if policy.endswith("lru"):
+            return ks.now - ks.access.get(key, ks.now)
+        if policy.endswith("lfu"):
+            return 255 - ks.lfu.decayed(ks.access.get(key))
+        return -ks.expires[key]
+
+    def populate(self, ks, samples: int, volatile: bool):
+        """evictionPoolPopulate: score the sampled keys into the pool."""
+        keys = sample_volatile(ks, samples) if volatile else \
+            sample_keys(ks, samples)
+        policy = self.policy
+        pool = self.pool
+        access = ks.access
+        if policy.endswith("lru"):
+            now = ks.now
+            scores = [(now - access.get(k, now), k) for k in keys]
+        elif policy.endswith("lfu"):
+            lfu = ks.lfu
+            scores = [(255 - lfu.decayed(access.get(k)), k) for k in keys]
+        else:    # volatile-ttl: the sooner the deadline, the better
+            expires = ks.expires
+            scores = [(-expires[k], k) for k in keys]
+        for score, key in scores:
+            if len(pool) >= POOL_SIZE and score <= pool[0][0]:
+                continue
+            insort(pool, (score, key, ks), key=_score_key)
+            if len(pool) > POOL_SIZE:
+                pool.pop(0)
+
+
+def _score_key(entry):
+    return entry[0]
+
+
+# -- OBJECT IDLETIME / FREQ, RESTORE IDLETIME / FREQ ----------------------
+
+def idle_ms(ks, key: bytes) -> int:
+    when = ks.access.get(key)
+    return 0 if when is None else max(ks.now - when, 0)
+
+
+def frequency(ks, key: bytes) -> int:
+    lfu = ks.lfu
+    if lfu is None:
+        return LFU_INIT_VAL
+    return lfu.decayed(ks.access.get(key))
+
+
+def set_access(ks, key: bytes, idle_seconds=None, freq=None):
+    """objectSetLRUOrLFU: RESTORE's IDLETIME (under LRU) / FREQ (LFU)."""
+    if ks.lfu is not None:
+        if freq is not None:
+            ks.access[key] = ks.lfu.packed(freq)
+    elif idle_seconds is not None:
+        ks.access[key] = ks.now - idle_seconds * 1000

@@ -1,0 +1,215 @@
+"""Memory accounting: what each key costs, estimated (Redis's used_memory).
+
+CPython never gives memory back to the system in a way RSS would show, so
+``used_memory`` is not RSS: the keyspace keeps a running total of
+estimates (``Keyspace.used``), one per key, kept exact to the byte in the
+sense that what was added for a key is what is taken away when it goes:
+
+- a ``bytes`` value (immutable: the common SET/GET case) costs
+  ``key_cost(key) + string_cost(value)``, recomputed from lengths, so the
+  hot path stores nothing extra;
+- any other value (containers, ``bytearray`` strings edited in place,
+  streams) has its estimate stored in ``Keyspace.sizes`` when it is
+  stored, and re-estimated by ``Keyspace.touch`` after an in-place change
+  (every family calls it).  ``estimate`` is O(samples), not O(n): the
+  container's own table is measured exactly (``sys.getsizeof`` is O(1)),
+  its elements as ``len * average of a few samples``, as Redis's MEMORY
+  USAGE does with SAMPLES;
+- a TTL adds ``EXPIRE_COST`` (the expires dict entry, the deadline int, the
+  heap entry).
+
+The constants are CPython 3.11 64-bit object sizes (pymalloc rounds small
+blocks to 16 bytes); ``bench/memory_estimate.py`` compares the estimate
+with measured RSS growth for 1M keys of each type.
+
+Client output buffers are counted on top (``client_buffers``), as Redis
+counts them in used_memory.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+from itertools import islice
+
+# A dict entry in a big dict: 24-byte entry + index, at the average load
+# factor (measured: 37-52 bytes, 42 at 1M entries).
+DICT_ENTRY = 42
+SET_ENTRY = 34
+# Per key besides its name: the slot dict entry and the access-metadata
+# dict entry (LRU clock / LFU counter, keyspace.access).
+KEY_OVERHEAD = 2 * DICT_ENTRY
+# A TTL: expires entry, the deadline int (32), the heap's (when, key)
+# tuple (64) and its list slot.
+EXPIRE_COST = DICT_ENTRY + 32 + 64 + 8
+PYMALLOC_MAX = 512
+
+
+def bytes_cost(n: int) -> int:
+    """A bytes object of length n, as allocated (33-byte header)."""
+    size = n + 33
+    if size <= PYMALLOC_MAX:
+        return (size + 15) & -16
+    return size + 16        # malloc's own header, roughly
+
+
+def key_cost(key: bytes) -> int:
+    return KEY_OVERHEAD + bytes_cost(len(key))
+
+
+def string_cost(value: bytes) -> int:
+    size = len(value) + 33
+    if size <= PYMALLOC_MAX:
+        return (size + 15) & -16
+    return size + 16
+
+
+def _element(value) -> int:
+    """An element inside a container (bytes mostly; ints and floats)."""
+    cls = value.__class__
+    if cls is bytes:
+        return bytes_cost(len(value))
+    if cls is tuple:
+        return 64 + sum(_element(v) for v in value)
+    if cls is int or cls is float:
+        return 32
+    return sys.getsizeof(value)
+
+
+def _mean(values) -> float:
+    total = n = 0
+    for v in values:
+        total += v
+        n += 1
+    return total / n if n else 0
+
+
+def _sample(iterable, size: int, samples: int):
+    """The first ``samples`` elements (all of them with samples 0)."""
+    return iterable if samples <= 0 or size <= samples else \
+        islice(iterable, samples)
+
+
+def estimate(value, samples: int = 5) -> int:
+    """The estimated footprint of a value (not its key) in bytes."""
+    cls = value.__class__
+    if cls is bytes:
+        return string_cost(value)
+    if cls is bytearray:
+        return (sys.getsizeof(value) + 15) & -16
+    n = len(value)
+    if cls is dict:
+        per = _mean(_element(k) + _element(v) for k, v in
+                    _sample(iter(value.items()), n, samples))
+        return sys.getsizeof(value) + int(n * per)
+    if cls is set:
+        per = _mean(_element(m) for m in _sample(iter(value), n, samples))
+        return sys.getsizeof(value) + int(n * per)
+    if cls is deque:
+        if samples <= 0 or n <= 2 * samples:
+            picked = value
+        else:
+            half = max(samples // 2, 1)
+            picked = [value[i] for i in range(half)] + \
+                [value[-1 - i] for i in range(half)]
+        per = _mean(_element(v) for v in picked) + 8   # block pointer
+        return sys.getsizeof(value) + int(n * per)
+    name = getattr(value, "TYPE_NAME", None)
+    if name == "zset":
+        # scores dict entry + the order list's (score, member) tuple, its
+        # slot and index share + the float: per member, plus the member.
+        per = _mean(_element(m) for m in
+                    _sample(iter(value.scores), n, samples))
+        return sys.getsizeof(value.scores) + 200 + \
+            int(n * (per + 64 + 32 + 12))
+    if name == "stream":
+        # entries: SortedDict entry, (ms, seq) key tuple with its ints,
+        # the field/value tuple; plus consumer groups' PEL entries.
+        per = _mean(_element(k) + _element(v) + DICT_ENTRY + 8 for k, v in
+                    _sample(iter(value.entries.items()), n, samples))
+        pel = sum(len(g.pel) for g in value.groups.values())
+        return 1024 + int(n * per) + pel * 200 + \
+            len(value.groups) * 512
+    if hasattr(value, "__len__"):
+        return sys.getsizeof(value) + n * 64
+    return sys.getsizeof(value)
+
+
+def key_footprint(key: bytes, value, has_ttl: bool, samples: int = 5) -> int:
+    """MEMORY USAGE: a key with its value (and TTL)."""
+    return key_cost(key) + estimate(value, samples) + \
+        (EXPIRE_COST if has_ttl else 0)
+
+
+# -- server-wide figures ------------------------------------------------------
+
+def client_buffers(server) -> tuple:
+    """(normal clients' bytes, replica clients' bytes): replies not yet
+    sent (our queue plus the transport's), and query buffers."""
+    normal = replicas = 0
+    for client in list(server.clients.values()):
+        size = client_memory(client)
+        if client.kind == "replica":
+            replicas += size
+        else:
+            normal += size
+    return normal, replicas
+
+
+def client_memory(client) -> int:
+    pending = getattr(client, "output_pending", None)
+    size = 1024 + (pending() if pending is not None else 0)
+    try:
+        size += client.query_buffer()
+    except Exception:   # a client without a parser (closing)
+        pass
+    return size
+
+
+STARTUP = 16384 * 64 + 1024 * 1024   # empty slot dicts, tables, scripts
+
+
+def used_memory(server) -> int:
+    """used_memory: the keyspace's estimate, clients' buffers, startup."""
+    normal, replicas = client_buffers(server)
+    return STARTUP + dataset(server) + normal + replicas
+
+
+def dataset(server) -> int:
+    total = 0
+    for ks in keyspaces(server):
+        total += ks.used
+    return total
+
+
+def keyspaces(server):
+    """Every database's keyspace (one, or ``server.dbs`` with several)."""
+    dbs = getattr(server, "dbs", None)
+    return dbs if dbs else (server.keyspace,)
+
+
+def human(n: int) -> str:
+    """Redis's bytesToHuman."""
+    n = float(n)
+    for unit, scale in (("B", 1), ("K", 1024), ("M", 1024 ** 2),
+                        ("G", 1024 ** 3), ("T", 1024 ** 4),
+                        ("P", 1024 ** 5)):
+        if n < scale * 1024 or unit == "P":
+            if unit == "B":
+                return "%dB" % n
+            return "%.2f%s" % (n / scale, unit)
+
+
+def figures(server) -> dict:
+    """The INFO memory / MEMORY STATS figures, and the peak kept up."""
+    clients, replicas = client_buffers(server)
+    data = dataset(server)
+    used = STARTUP + data + clients + replicas
+    evictor = getattr(server, "evictor", None)
+    peak = used
+    if evictor is not None:
+        peak = evictor.peak = max(getattr(evictor, "peak", 0), used)
+    return {"used": used, "peak": peak, "startup": STARTUP,
+            "dataset": data, "clients": clients, "replicas": replicas,
+            "overhead": used - data,
+            "dataset_perc": data * 100.0 / max(used - STARTUP, 1),
+            "keys": sum(ks.count for ks in keyspaces(server))}

@@ -1,0 +1,197 @@
+"""Live resharding of a 3-master rcluster cluster with redis-cli.
+
+While a redis-py ``RedisCluster`` client INCRs a counter on each of
+KEYS keys in a loop (remembering the last acknowledged value of each),
+``redis-cli --cluster reshard --cluster-slots 4096`` and then
+``redis-cli --cluster rebalance --cluster-use-empty-masters`` (onto a
+fourth, empty master) move slots with SETSLOT + MIGRATE.  Afterwards every
+key holds exactly its last acknowledged value, ``--cluster check`` is
+clean and the client saw no error it did not retry.
+
+A big hash migrating with MIGRATE: PINGs on both ends are timed (the
+longest is logged, not asserted) and no node gets flagged PFAIL.
+"""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.integration.harness import NodeProcess, have
+from tests.integration.test_cluster_clients import create
+from tests.integration.test_cluster_formation import wait_for
+
+KEYS = 20_000
+DIRECTIVES = [("cluster-node-timeout", "2000")]
+
+
+def cli_cluster(*args, timeout=240) -> str:
+    result = subprocess.run(["redis-cli", "--cluster", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"redis-cli --cluster {args[0]} failed:\n"
+                             + result.stdout[-3000:] + result.stderr[-2000:])
+    return result.stdout
+
+
+def node_id(node) -> str:
+    return node.cli("cluster", "myid").strip()
+
+
+def checked(node) -> bool:
+    out = subprocess.run(["redis-cli", "--cluster", "check", node.address],
+                         capture_output=True, text=True, timeout=60).stdout
+    return "[ERR]" not in out and "[WARNING]" not in out and \
+        "All 16384 slots covered" in out
+
+
+class Writer(threading.Thread):
+    """INCR every key in turn, forever, until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        import redis
+        from redis.cluster import RedisCluster
+        self.rc = RedisCluster(host="127.0.0.1", port=port,
+                               socket_timeout=10)
+        self.errors = []
+        self.last = {}
+        self.stop_flag = False
+        self.rounds = 0
+        self.redis = redis
+
+    def run(self):
+        keys = [f"counter:{i}" for i in range(KEYS)]
+        try:
+            while not self.stop_flag:
+                for key in keys:
+                    if self.stop_flag:
+                        break
+                    try:
+                        self.last[key] = self.rc.incr(key)
+                    except Exception as err:   # noqa: BLE001 - recorded
+                        self.errors.append(repr(err))
+                        if len(self.errors) > 50:
+                            return
+                self.rounds += 1
+        finally:
+            self.rc.close()
+
+
+class ReshardTests(TestCase):
+    timeout = 600
+
+    def setUp(self):
+        if not have("redis-cli"):
+            self.skipTest("redis-cli not installed")
+        self.nodes = []
+        for _ in range(4):
+            node = NodeProcess(cluster=True, directives=DIRECTIVES)
+            self.addCleanup(node.cleanup)
+            node.start()
+            self.nodes.append(node)
+        create(self.nodes[:3], 0)
+        wait_for(lambda: checked(self.nodes[0]), 30)
+
+    def test_live_reshard_and_rebalance(self):
+        a, b, c, d = self.nodes
+        # Fill every key once before moving anything.
+        writer = Writer(a.port)
+        writer.start()
+        self.addCleanup(setattr, writer, "stop_flag", True)
+        wait_for(lambda: writer.rounds >= 1 or writer.errors, 120)
+        self.assertEqual(writer.errors, [])
+        t0 = time.monotonic()
+        cli_cluster("reshard", a.address, "--cluster-from", node_id(a),
+                    "--cluster-to", node_id(b), "--cluster-slots", "4096",
+                    "--cluster-yes")
+        reshard_s = time.monotonic() - t0
+        # The fourth node joins empty, then rebalance fills it.
+        cli_cluster("add-node", d.address, a.address)
+        wait_for(lambda: all(f":{d.port}@" in n.cli("cluster", "nodes")
+                             for n in (a, b, c)) and checked(a), 30)
+        t0 = time.monotonic()
+        cli_cluster("rebalance", a.address, "--cluster-use-empty-masters")
+        rebalance_s = time.monotonic() - t0
+        writer.stop_flag = True
+        writer.join(60)
+        print(f"reshard 4096 slots: {reshard_s:.1f}s, rebalance: "
+              f"{rebalance_s:.1f}s, writer rounds: {writer.rounds}")
+        self.assertEqual(writer.errors, [])
+        wait_for(lambda: checked(a), 30)
+        # Every key holds its last acknowledged value.
+        from redis.cluster import RedisCluster
+        rc = RedisCluster(host="127.0.0.1", port=a.port, socket_timeout=10)
+        try:
+            keys = sorted(writer.last)
+            self.assertEqual(len(keys), KEYS)
+            values = rc.mget_nonatomic(keys)
+            wrong = [(k, v, writer.last[k]) for k, v in zip(keys, values)
+                     if v is None or int(v) != writer.last[k]]
+            self.assertEqual(wrong[:10], [])
+        finally:
+            rc.close()
+        # The slots really moved: the new master serves about a quarter.
+        counts = [int(n.cli("dbsize").strip()) for n in self.nodes]
+        self.assertEqual(sum(counts), KEYS)
+        self.assertTrue(all(n > 0 for n in counts), counts)
+
+    def test_big_hash_migrate_keeps_both_ends_responsive(self):
+        a = self.nodes[0]
+        key = "bighash"
+        owner_port = _owner(a, key)
+        src = next(n for n in self.nodes if n.port == owner_port)
+        dst = next(n for n in self.nodes[:3] if n is not src)
+        r = src.client()
+        fields = 200_000
+        for start in range(0, fields, 10_000):
+            r.hset(key, mapping={b"field:%d" % i: b"value:%d" % i
+                                 for i in range(start, start + 10_000)})
+        slot = int(src.cli("cluster", "keyslot", key).strip())
+        dst.cli("cluster", "setslot", str(slot), "importing", node_id(src))
+        src.cli("cluster", "setslot", str(slot), "migrating", node_id(dst))
+        worst = {src.port: 0.0, dst.port: 0.0}
+        stop = threading.Event()
+
+        def pinger(node):
+            cl = node.client()
+            while not stop.is_set():
+                t = time.monotonic()
+                cl.ping()
+                worst[node.port] = max(worst[node.port], time.monotonic() - t)
+                time.sleep(0.01)
+            cl.close()
+
+        threads = [threading.Thread(target=pinger, args=(n,), daemon=True)
+                   for n in (src, dst)]
+        for t in threads:
+            t.start()
+        t0 = time.monotonic()
+        reply = r.execute_command("MIGRATE", "127.0.0.1", dst.port, key, 0,
+                                  30000)
+        took = time.monotonic() - t0
+        stop.set()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(reply, b"OK")
+        for n in (src, dst):
+            n.cli("cluster", "setslot", str(slot), "node", node_id(dst))
+        print(f"MIGRATE of a {fields}-field hash: {took:.2f}s; longest PING "
+              f"source {worst[src.port] * 1000:.0f} ms, target "
+              f"{worst[dst.port] * 1000:.0f} ms")
+        self.assertEqual(dst.client().hlen(key), fields)
+        self.assertEqual(r.execute_command("CLUSTER", "COUNTKEYSINSLOT",
+                                           slot), 0)
+        for n in self.nodes:
+            self.assertNotIn("fail", n.cli("cluster", "nodes"))
+
+
+def _owner(node, key) -> int:
+    slot = int(node.cli("cluster", "keyslot", key).strip())
+    for start, end, master, *_ in node.client().execute_command(
+            "CLUSTER", "SLOTS"):
+        if start <= slot <= end:
+            return int(master[1])
+    raise AssertionError("slot not served")

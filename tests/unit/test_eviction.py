@@ -1,0 +1,283 @@
+"""maxmemory and eviction (rcluster/eviction.py), sans-IO: each policy's
+victims, the pool, LFU counter math against Redis's formulas, -OOM."""
+import random
+
+from twisted.trial.unittest import TestCase
+
+from rcluster import eviction, memory
+from rcluster.eviction import LFU, LFU_INIT_VAL, time_limit_us
+from rcluster.keyspace import Keyspace
+from tests.protocol.helpers import ServerTestCase
+
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+VALUE = "v" * 200
+# Room for about 100 keys of VALUE above the fixed startup figure (plus a
+# client's share).
+LIMIT = memory.STARTUP + 1024 * 4 + 100 * (memory.key_cost(b"key:000") +
+                                           memory.string_cost(VALUE.encode()))
+
+SLACK = memory.key_cost(b"xxxxxxxxxx") + memory.string_cost(VALUE.encode()) + \
+    memory.EXPIRE_COST
+
+
+class LFUMathTests(TestCase):
+    def setUp(self):
+        self.ks = Keyspace()
+        self.ks.now = 1_700_000_000_000
+
+    def test_new_and_packing(self):
+        lfu = LFU(self.ks)
+        packed = lfu.new()
+        self.assertEqual(packed & 255, LFU_INIT_VAL)
+        self.assertEqual(packed >> 8, (self.ks.now // 60000) & 65535)
+
+    def test_log_incr_probability(self):
+        # p = 1 / ((counter - LFU_INIT_VAL) * lfu_log_factor + 1)
+        for counter, factor, r, expected in (
+                (0, 10, 0.99, 1),       # below INIT: always incremented
+                (5, 10, 0.99, 6),       # base 0: p = 1
+                (6, 10, 1 / 11 - 1e-9, 7), (6, 10, 1 / 11 + 1e-9, 6),
+                (105, 10, 1 / 1001 - 1e-9, 106), (105, 10, 0.01, 105),
+                (255, 10, 0.0, 255), (50, 0, 0.999, 51)):
+            lfu = LFU(self.ks, log_factor=factor, rand=lambda: r)
+            self.assertEqual(lfu.log_incr(counter), expected,
+                             (counter, factor, r))
+
+    def test_growth_matches_redis_table(self):
+        # redis.conf's table: factor 10, 1K hits -> ~18, 100K -> ~142 (and
+        # 1M -> 255); random, so a generous band around the figures.
+        lfu = LFU(self.ks, log_factor=10, rand=random.Random(1).random)
+        counter = LFU_INIT_VAL
+        for _ in range(1000):
+            counter = lfu.log_incr(counter)
+        self.assertTrue(12 <= counter <= 26, counter)
+        for _ in range(99000):
+            counter = lfu.log_incr(counter)
+        self.assertTrue(120 <= counter <= 165, counter)
+
+    def test_decay(self):
+        lfu = LFU(self.ks, decay_time=1)
+        packed = (lfu.minutes() << 8) | 20
+        self.assertEqual(lfu.decayed(packed), 20)
+        self.ks.now += 3 * 60000
+        self.assertEqual(lfu.decayed(packed), 17)
+        self.ks.now += 60 * 60000
+        self.assertEqual(lfu.decayed(packed), 0)
+        lfu.decay_time = 0          # no decay
+        self.assertEqual(lfu.decayed(packed), 20)
+        lfu.decay_time = 2
+        packed = (lfu.minutes() << 8) | 20
+        self.ks.now += 5 * 60000
+        self.assertEqual(lfu.decayed(packed), 18)
+
+    def test_elapsed_wraps(self):
+        lfu = LFU(self.ks)
+        now = lfu.minutes()
+        self.assertEqual(lfu.elapsed(now), 0)
+        ldt = (now + 10) & 65535     # "in the future": wrapped around
+        self.assertEqual(lfu.elapsed(ldt), 65535 - ldt + now)
+
+    def test_time_limit(self):
+        self.assertEqual(time_limit_us(0), 0)
+        self.assertEqual(time_limit_us(10), 500)
+        self.assertAlmostEqual(time_limit_us(20), 500 * 1.15 ** 10)
+        self.assertEqual(time_limit_us(100), float("inf"))
+
+
+class EvictionTestCase(ServerTestCase):
+    policy = "noeviction"
+
+    def setUp(self):
+        self.directives = {"maxmemory": LIMIT,
+                           "maxmemory_policy": self.policy,
+                           "maxmemory_eviction_tenacity": 100}
+        super().setUp()
+        self.sent = self.capture_propagation()
+
+    def fill(self, n, prefix="key", ttl=None):
+        for i in range(n):
+            args = ("SET", "%s:%03d" % (prefix, i), VALUE)
+            reply = self.call(*(args + (("EX", ttl) if ttl else ())))
+            if reply != b"OK":
+                return reply
+        return b"OK"
+
+    def keys(self, prefix):
+        return [k for k in self.ks.iter_keys() if k.startswith(prefix)]
+
+    def assertUnderLimit(self):
+        # Eviction runs before each command (as in Redis): the last write
+        # may leave the estimate one key over.
+        self.assertLessEqual(self.server.evictor.used(), LIMIT + SLACK)
+
+
+class NoEvictionTests(EvictionTestCase):
+    def test_oom_and_nothing_lost(self):
+        reply = self.fill(300)
+        self.assertEqual(reply, OOM)
+        kept = len(self.ks)
+        self.assertGreater(kept, 50)
+        self.assertEqual(self.call("GET", "key:000"), VALUE.encode())
+        self.assertEqual(self.call("DEL", "key:000"), 1)   # not denyoom
+        self.assertEqual(self.server.stats.evicted_keys, 0)
+        self.assertEqual(len(self.ks), kept - 1)
+
+    def test_multi_refused(self):
+        self.fill(300)
+        self.call("MULTI")
+        self.assertEqual(self.call("GET", "key:001"), OOM)  # queueing
+        self.assertTrue(self.call("EXEC").startswith("EXECABORT"))
+
+    def test_gate_follows_config(self):
+        self.assertFalse(self.server._all_rows[0].plain and
+                         self.server.evictor.active is False)
+        self.call("CONFIG", "SET", "maxmemory", 0)
+        self.assertFalse(self.server.evictor.active)
+        self.assertTrue(any(row.plain for row in self.server._all_rows))
+        self.assertEqual(self.fill(300), b"OK")
+
+
+class AllKeysLRUTests(EvictionTestCase):
+    policy = "allkeys-lru"
+
+    def test_hot_set_survives(self):
+        # Room for ~110 keys: 30 hot ones, then rounds of 30 new keys, so
+        # that an exact LRU always finds older cold keys to evict.
+        self.fill(30, "hot")
+        for round_ in range(20):
+            self.clock.advance(1)
+            for i in range(30):
+                self.call("GET", "hot:%03d" % i)
+            self.clock.advance(1)
+            self.fill(30, "cold%02d" % round_)
+        self.assertUnderLimit()
+        self.assertGreater(self.server.stats.evicted_keys, 300)
+        self.assertGreaterEqual(len(self.keys(b"hot")), 27)
+
+    def test_evictions_propagate_as_del(self):
+        self.fill(150)
+        dels = [op for op in self.sent if op[0] == b"DEL"]
+        self.assertEqual(len(dels), self.server.stats.evicted_keys)
+        self.assertNotIn(b"MULTI", [op[0] for op in self.sent])
+        info = self.call("INFO", "stats").decode()
+        self.assertIn("evicted_keys:%d" % self.server.stats.evicted_keys,
+                      info)
+
+    def test_watch_is_touched(self):
+        self.fill(10)
+        self.call("WATCH", "key:000")
+        self.clock.advance(5)
+        other = self.connect()
+        for i in range(200):
+            self.call("SET", "new:%03d" % i, VALUE, client=other)
+        self.assertIsNone(self.call("GET", "key:000"))
+        self.call("MULTI")
+        self.call("SET", "x", "1")
+        self.assertEqual(self.raw("EXEC"), b"*-1\r\n")
+
+
+class AllKeysLFUTests(EvictionTestCase):
+    policy = "allkeys-lfu"
+
+    def test_frequent_keys_survive(self):
+        self.fill(30, "hot")
+        for _ in range(30):
+            for i in range(30):
+                self.call("GET", "hot:%03d" % i)
+        for round_ in range(5):
+            self.fill(80, "cold%d" % round_)
+        self.assertUnderLimit()
+        self.assertGreaterEqual(len(self.keys(b"hot")), 27)
+
+
+class AllKeysRandomTests(EvictionTestCase):
+    policy = "allkeys-random"
+
+    def test_takes_writes(self):
+        self.assertEqual(self.fill(500), b"OK")
+        self.assertUnderLimit()
+        self.assertGreater(self.server.stats.evicted_keys, 300)
+
+
+class VolatileTests(EvictionTestCase):
+    policy = "volatile-lru"
+
+    def test_only_ttl_keys(self):
+        self.fill(40, "persistent")
+        self.assertEqual(self.fill(300, "ttl", ttl=1000), b"OK")
+        self.assertUnderLimit()
+        self.assertEqual(len(self.keys(b"persistent")), 40)
+        self.assertGreater(self.server.stats.evicted_keys, 0)
+
+    def test_oom_without_ttl_keys(self):
+        self.assertEqual(self.fill(300, "persistent"), OOM)
+
+
+class VolatileRandomTests(VolatileTests):
+    policy = "volatile-random"
+
+
+class VolatileLFUTests(VolatileTests):
+    policy = "volatile-lfu"
+
+
+class VolatileTTLTests(VolatileTests):
+    policy = "volatile-ttl"
+
+    def test_soonest_deadline_first(self):
+        for i in range(60):
+            self.call("SET", "long:%03d" % i, VALUE, "EX", 100000)
+        for i in range(300):
+            self.call("SET", "short:%03d" % i, VALUE, "EX", 10 + i)
+        # Sampling is approximate: the long-lived keys mostly survive.
+        self.assertGreaterEqual(len(self.keys(b"long")), 50)
+
+
+class PoolTests(EvictionTestCase):
+    policy = "allkeys-lru"
+
+    def test_pool_keeps_the_best_sixteen(self):
+        self.server.settings.maxmemory = 0
+        self.server.evictor.configure()
+        for i in range(100):
+            self.ks.now = 1_000_000 + i * 1000
+            self.ks.set(b"k%03d" % i, b"v")
+        ev = self.server.evictor
+        for _ in range(40):
+            ev.populate(self.ks, 5, False)
+        self.assertLessEqual(len(ev.pool), eviction.POOL_SIZE)
+        scores = [score for score, _, _ in ev.pool]
+        self.assertEqual(scores, sorted(scores))
+        # The oldest keys (idle the longest) gather at the end.
+        self.assertGreater(scores[-1], 50 * 1000)
+
+    def test_sampling(self):
+        for i in range(20):
+            self.ks.set(b"k%d" % i, b"v")
+            if i % 2:
+                self.ks.set_expire(b"k%d" % i, 10 ** 15)
+        keys = eviction.sample_keys(self.ks, 50)
+        self.assertEqual(len(keys), 50)
+        self.assertTrue(all(k in self.ks for k in keys))
+        volatile = eviction.sample_volatile(self.ks, 10)
+        self.assertTrue(volatile and all(k in self.ks.expires
+                                         for k in volatile))
+        self.assertEqual(eviction.sample_keys(Keyspace(), 5), [])
+
+
+class TenacityTests(EvictionTestCase):
+    policy = "allkeys-random"
+
+    def test_eviction_continues_on_later_turns(self):
+        self.server.settings.maxmemory = 0
+        self.server.evictor.configure()
+        self.fill(400)
+        self.call("CONFIG", "SET", "maxmemory-eviction-tenacity", 0)
+        self.call("CONFIG", "SET", "maxmemory", LIMIT)
+        self.call("GET", "key:000")      # starts; time limit 0: 16 keys
+        self.assertTrue(self.server.evictor.timer_running)
+        self.assertGreaterEqual(self.server.stats.evicted_keys, 16)
+        for _ in range(100):
+            self.clock.advance(0)
+        self.assertFalse(self.server.evictor.timer_running)
+        self.assertUnderLimit()
