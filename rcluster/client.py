@@ -43,6 +43,7 @@ class Client:
         "channels", "patterns", "shard_channels", "asking", "readonly",
         "last_cmd", "kind", "no_evict", "no_touch", "tls", "reply_mode",
         "fd", "plain", "propagation", "tracking", "__weakref__",
+        "output_pending", "obuf_soft_since",
     )
 
     def __init__(self, server, client_id, addr="", laddr="",
@@ -91,6 +92,11 @@ class Client:
         self.propagation = None
         # CLIENT TRACKING settings (tracking.ClientTracking), None when off.
         self.tracking = None
+        # Output buffer limits (rcluster/memory.py): a callable giving the
+        # bytes the transport still holds for this client (None: not
+        # measurable), and when the soft limit was first exceeded.
+        self.output_pending = None
+        self.obuf_soft_since = 0
         self.refresh()
 
     # -- input ------------------------------------------------------------

@@ -38,7 +38,9 @@ from time import perf_counter
 
 from rcluster.cluster.keyslot import keyslot
 from rcluster.logs import logger
-from rcluster.memory import STARTUP, client_buffers, keyspaces
+from rcluster.memory import (STARTUP, abort_client, client_buffers,
+                             client_memory, keyspaces)
+from rcluster.notify import EVICTED, notify
 from rcluster.resp.codec import Error
 
 log = logger()
@@ -117,29 +119,32 @@ def time_limit_us(tenacity: int) -> float:
 
 # -- sampling -----------------------------------------------------------------
 
-def sample_keys(ks, count: int, rand=random.randrange) -> list:
-    """Up to ``count`` random keys (dictGetSomeKeys, approximately)."""
+def sample_keys(ks, count: int, rand=random.random) -> list:
+    """Up to ``count`` random keys: Redis's dictGetSomeKeys, with the hash
+    slots as buckets: from a random slot on, the keys of consecutive
+    slots (a random run of a big one), one lap at most.  One or two
+    random numbers per call."""
     out = []
     if not ks.count:
         return out
     slots = ks.slots
-    for _ in range(count):
-        slot = rand(SLOTS)
+    slot = int(rand() * SLOTS)
+    for _ in range(SLOTS):
         table = slots[slot]
-        steps = 0
-        while not table:
-            slot = (slot + 1) & 16383
-            table = slots[slot]
-            steps += 1
-            if steps > SLOTS:
-                return out
-        n = len(table)
-        out.append(next(iter(table)) if n == 1 else
-                   next(islice(table, rand(n), None)))
+        if table:
+            want = count - len(out)
+            if len(table) <= want:
+                out.extend(table)
+            else:
+                first = int(rand() * (len(table) - want + 1))
+                out.extend(islice(table, first, first + want))
+            if len(out) >= count:
+                break
+        slot = (slot + 1) & 16383
     return out
 
 
-def sample_volatile(ks, count: int, rand=random.randrange) -> list:
+def sample_volatile(ks, count: int, rand=random.random) -> list:
     """Up to ``count`` random keys with a TTL (from the expiry heap)."""
     out = []
     heap, expires = ks._heap, ks.expires
@@ -151,7 +156,7 @@ def sample_volatile(ks, count: int, rand=random.randrange) -> list:
         heap = ks._heap = [(w, k) for k, w in expires.items()]
         heapq.heapify(heap)
     for _ in range(3 * count + 64):
-        when, key = heap[rand(len(heap))]
+        when, key = heap[int(rand() * len(heap))]
         if expires.get(key) == when:
             out.append(key)
             if len(out) >= count:
@@ -172,6 +177,7 @@ class Evictor:
         self.timer_running = False
         self.lfu_mode = False
         self.peak = 0                 # used_memory_peak
+        self.evicted_clients = 0
         self.configure()
         server.settings.listeners.append(self._setting_changed)
 
@@ -183,6 +189,18 @@ class Evictor:
         if name in self._WATCHED:
             self.configure()
             self.server.refresh_gates()
+            if name == "maxmemory" and self.active:
+                used = self.used()
+                if used > self.maxmemory:
+                    log.warn("WARNING: the new maxmemory value set via CONFIG "
+                             "SET ({new}) is smaller than the current memory "
+                             "usage ({used}). This will result in key "
+                             "eviction and/or the inability to accept new "
+                             "write commands depending on the "
+                             "maxmemory-policy.", new=self.maxmemory,
+                             used=used)
+                # updateMaxmemory: start evicting now (evictionTimeProc).
+                self._start_timer()
 
     def configure(self):
         settings = self.server.settings
@@ -191,7 +209,9 @@ class Evictor:
         if self.policy != settings.maxmemory_policy:
             self.pool = []
         self.policy = settings.maxmemory_policy
-        lfu = self.policy.endswith("lfu")
+        self.volatile = self.policy.startswith("volatile")
+        self.kind = self.policy.rpartition("-")[2]   # lru lfu random ttl
+        lfu = self.kind == "lfu"
         for ks in keyspaces(self.server):
             if lfu:
                 if ks.lfu is None:
@@ -215,19 +235,48 @@ class Evictor:
         return total
 
     def cron(self):
-        """Refresh the clients' share (O(clients): not per command)."""
+        """Refresh the clients' share (O(clients): not per command), and
+        evict clients over maxmemory-clients."""
+        if self.server.settings.maxmemory_clients:
+            self.evict_clients()
         if self.active:
             self.client_memory = client_buffers(self.server)[0]
             self.peak = max(self.peak, self.used())
             if self.used() > self.maxmemory and not self.timer_running:
                 self._perform_and_flush()
 
+    def evict_clients(self) -> int:
+        """maxmemory-clients (Redis's evictClients), checked every cron
+        (100 ms; Redis checks before each command): while the normal and
+        pub/sub clients' memory (query buffer + unsent output, see
+        memory.client_memory) is over the limit, the biggest client not
+        flagged CLIENT NO-EVICT is closed."""
+        server = self.server
+        limit = server.settings.maxmemory_clients
+        candidates = [(client_memory(c), c) for c in server.clients.values()
+                      if c.kind not in ("master", "replica") and
+                      not c.closing]
+        total = sum(size for size, _ in candidates)
+        evicted = 0
+        candidates.sort(key=lambda pair: pair[0], reverse=True)
+        for size, client in candidates:
+            if total <= limit:
+                break
+            if client.no_evict:
+                continue
+            from rcluster.commands.clients import info_line
+            log.info("Evicting client: {info}",
+                     info=info_line(client, server.clock.seconds()),
+                     redis_level="verbose")
+            abort_client(client)
+            total -= size
+            evicted += 1
+        self.evicted_clients += evicted
+        return evicted
+
     # -- the processCommand step ------------------------------------------
     def before_command(self, c, cmd):
         """None to run the command, or the OOM error to refuse it."""
-        server = self.server
-        if server.role != "master" and server.settings.replica_ignore_maxmemory:
-            return None
         if self.perform() != EVICT_FAIL:
             self._flush()
             return None
@@ -251,8 +300,20 @@ class Evictor:
         self._flush()
 
     # -- performEvictions -------------------------------------------------
+    def safe(self) -> bool:
+        """isSafeToPerformEvictions: not while loading or a script runs
+        past its time, not on a replica (replica-ignore-maxmemory: it
+        mirrors its master, whose DELs come), not during CLIENT PAUSE."""
+        server = self.server
+        if server.loading or server.scripts.busy is not None:
+            return False
+        if server.role != "master" and \
+                server.settings.replica_ignore_maxmemory:
+            return False
+        return server.pause_type is None
+
     def perform(self) -> int:
-        if not self.maxmemory:
+        if not self.maxmemory or not self.safe():
             return EVICT_OK
         to_free = self.used() - self.maxmemory
         if to_free <= 0:
@@ -299,20 +360,18 @@ class Evictor:
         server.write_path.deleted(key, server.settings.lazyfree_lazy_eviction)
         if server.watched_keys:
             server.touch_watched([key])
-        if getattr(server, "notify_flags", 0):
-            from rcluster.notify import EVICTED, notify
+        if server.notify_flags:
             notify(server, EVICTED, b"evicted", key)
 
     # -- victims -------------------------------------------------------------
     def pick(self):
         """(keyspace, key) of the next victim under the policy, or None."""
-        policy = self.policy
-        volatile = policy.startswith("volatile")
+        volatile = self.volatile
         dbs = [ks for ks in keyspaces(self.server)
                if (ks.expires if volatile else ks.count)]
         if not dbs:
             return None
-        if policy.endswith("random"):
+        if self.kind == "random":
             ks = random.choice(dbs)
             keys = sample_volatile(ks, 1) if volatile else sample_keys(ks, 1)
             return (ks, keys[0]) if keys else None
@@ -338,10 +397,10 @@ class Evictor:
 
     def score(self, ks, key: bytes):
         """A candidate's score: the higher, the better a victim."""
-        policy = self.policy
-        if policy.endswith("lru"):
+        kind = self.kind
+        if kind == "lru":
             return ks.now - ks.access.get(key, ks.now)
-        if policy.endswith("lfu"):
+        if kind == "lfu":
             return 255 - ks.lfu.decayed(ks.access.get(key))
         return -ks.expires[key]
 
@@ -349,13 +408,13 @@ class Evictor:
         """evictionPoolPopulate: score the sampled keys into the pool."""
         keys = sample_volatile(ks, samples) if volatile else \
             sample_keys(ks, samples)
-        policy = self.policy
+        kind = self.kind
         pool = self.pool
         access = ks.access
-        if policy.endswith("lru"):
+        if kind == "lru":
             now = ks.now
             scores = [(now - access.get(k, now), k) for k in keys]
-        elif policy.endswith("lfu"):
+        elif kind == "lfu":
             lfu = ks.lfu
             scores = [(255 - lfu.decayed(access.get(k)), k) for k in keys]
         else:    # volatile-ttl: the sooner the deadline, the better

@@ -142,10 +142,15 @@ class Keyspace:
         table = self.slots[slot]
         old = table.get(key)
         if value.__class__ is bytes:
-            size = string_cost(value)
+            # memory.string_cost, inlined: this is SET's path.
+            size = len(value) + 33
+            size = (size + 15) & -16 if size <= 512 else size + 16
+            stored = None
         else:
-            size = self.sizes[key] = estimate(value)
+            size = stored = estimate(value)
         if old is None:
+            if stored is not None:
+                self.sizes[key] = stored
             self.count += 1
             table[key] = value
             self.dirty += 1
@@ -158,11 +163,12 @@ class Keyspace:
                 self.on_new(key)
             return
         if old.__class__ is bytes:
-            self.used += size - string_cost(old)
+            if len(old) != len(value):
+                self.used += size - string_cost(old)
         else:
             self.used += size - self.sizes.pop(key, 0)
-            if value.__class__ is not bytes:
-                self.sizes[key] = size
+        if stored is not None:
+            self.sizes[key] = stored
         if not keepttl and self.expires and \
                 self.expires.pop(key, None) is not None:
             self.used -= EXPIRE_COST

@@ -144,7 +144,7 @@ def format_percentiles(histogram: Histogram, percentiles: str) -> str:
     return ",".join(parts)
 
 
-# -- the latency monitor -------------------------------------------------------
+# -- the latency monitor ------------------------------------------------------
 
 TS_LEN = 160            # LATENCY_TS_LEN
 
@@ -348,8 +348,8 @@ class LatencyMonitor:
              "have very large objects that are often deleted, expired, or "
              "evicted, try to fragment those objects into multiple smaller "
              "objects.\n"),
-            ("mass_eviction", "- Sudden changes to the 'maxmemory' setting via "
-             "'CONFIG SET', or allocation of large objects via sets or sorted "
+            ("mass_eviction", "- Sudden changes to the 'maxmemory' setting "
+             "via 'CONFIG SET', or allocation of large objects via sets or sorted "
              "sets intersections, STORE option of SORT, Redis Cluster large "
              "keys migrations (RESTORE command), may create sudden memory "
              "pressure forcing the server to block trying to evict keys. \n"),
@@ -442,7 +442,19 @@ class Observer:
             hist = self.histograms.get(cmd)
             if hist is None:
                 hist = self.histograms[cmd] = Histogram()
-            hist.record(ns)
+            # Histogram.record inlined (the hot path): counts_index.
+            if ns > 255:
+                if ns > MAX_NS:
+                    ns_ = MAX_NS
+                    bucket = ns_.bit_length() - 8
+                    index = ((bucket + 1) << 7) + (ns_ >> bucket) - 128
+                else:
+                    bucket = ns.bit_length() - 8
+                    index = ((bucket + 1) << 7) + (ns >> bucket) - 128
+            else:
+                index = ns if ns > 0 else 1
+            hist.counts[index] += 1
+            hist.total += 1
         slow = self.slow_ns
         if slow is not None and ns >= slow:
             self._slow(c, cmd, argv, ns)
@@ -454,9 +466,9 @@ class Observer:
     def _slow(self, c, cmd, argv, ns):
         if "skip_slowlog" in cmd.flags:
             return
-        s = self.server.settings
-        self.slowlog.push(c, argv, ns // 1000, int(self.server.clock.seconds()),
-                          s.slowlog_max_len)
+        server = self.server
+        self.slowlog.push(c, argv, ns // 1000, int(server.clock.seconds()),
+                          server.settings.slowlog_max_len)
 
     def record_completed(self, c, cmd, argv, ns: int):
         """A command that answered later than its handler returned (a

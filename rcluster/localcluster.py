@@ -1,4 +1,4 @@
-"""``rcluster-cluster start|stop|status|clean``: a local cluster in one command.
+"""``rcluster-cluster start|stop|status|clean|reshard|rebalance``: a local cluster in one command.
 
 In the spirit of Redis's utils/create-cluster: ``start`` launches N masters
 (default 3) and R replicas per master (``--replicas``, default 1) as
@@ -387,7 +387,178 @@ def clean(args):
     return 0
 
 
-ACTIONS = {"start": start, "stop": stop, "status": status, "clean": clean}
+# -- reshard / rebalance ---------------------------------------------------------
+#
+# Both move slots with CLUSTER MIGRATESLOTS (atomic: no ASK, no TRYAGAIN)
+# when every node involved is an rcluster node, and otherwise hand the job
+# to ``redis-cli --cluster reshard|rebalance`` (SETSLOT + MIGRATE).
+
+def masters_of(port) -> list:
+    """[(name, host, port, [slots])] of the masters, from CLUSTER NODES."""
+    text = call(port, "CLUSTER", "NODES")
+    if isinstance(text, bytes):
+        text = text.decode()
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "master" not in fields[2].split(",") or "fail" in fields[2]:
+            continue
+        host, rest = fields[1].split("@")[0].rsplit(":", 1)
+        slots = []
+        for item in fields[8:]:
+            if item.startswith("["):
+                continue
+            start, _, end = item.partition("-")
+            slots.extend(range(int(start), int(end or start) + 1))
+        out.append((fields[0], host or "127.0.0.1", int(rest), slots))
+    return out
+
+
+def supports_atomic(port) -> bool:
+    try:
+        reply = call(port, "COMMAND", "INFO", "cluster|migrateslots")
+    except (OSError, ConnectionError, ReplyError):
+        return False
+    return bool(reply) and reply[0] is not None
+
+
+def _ranges(slots):
+    slots = sorted(slots)
+    out = []
+    for slot in slots:
+        if out and out[-1][1] == slot - 1:
+            out[-1][1] = slot
+        else:
+            out.append([slot, slot])
+    return out
+
+
+def _job_state(port, name):
+    for entry in call(port, "CLUSTER", "GETSLOTMIGRATIONS"):
+        fields = dict(zip(entry[::2], entry[1::2]))
+        if fields.get(b"name", b"").decode() == name:
+            return {k.decode(): v.decode() if isinstance(v, bytes) else v
+                    for k, v in fields.items()}
+    return None
+
+
+def migrate_slots(source, target, slots, timeout=3600.0):
+    """One atomic move with CLUSTER MIGRATESLOTS; waits for its end."""
+    _, _, sport, _ = source
+    # MIGRATESLOTS SLOTSRANGE s e s e ... NODE id: one SLOTSRANGE keyword.
+    flat = ["CLUSTER", "MIGRATESLOTS", "SLOTSRANGE"]
+    for start, end in _ranges(slots):
+        flat += [str(start), str(end)]
+    flat += ["NODE", target[0]]
+    before = {e[1] for e in _exports(sport)}
+    call(sport, *flat, timeout=30)
+    names = [n for n in _exports(sport) if n[1] not in before]
+    if not names:
+        raise Failure("the source started no slot migration")
+    name = names[-1][1]
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _job_state(sport, name)
+        if state and state["state"] == "success":
+            return state
+        if state and state["state"] in ("failed", "canceled"):
+            raise Failure(f"slot migration {name} {state['state']}: "
+                          f"{state.get('message', '')}")
+        if time.monotonic() > deadline:
+            raise Failure(f"slot migration {name} still running after "
+                          f"{timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def _exports(port):
+    out = []
+    for entry in call(port, "CLUSTER", "GETSLOTMIGRATIONS"):
+        fields = dict(zip(entry[::2], entry[1::2]))
+        if fields.get(b"operation") == b"EXPORT":
+            out.append((fields.get(b"state", b"").decode(),
+                        fields[b"name"].decode()))
+    return out
+
+
+def _find(masters, name_or_port):
+    for m in masters:
+        if m[0] == name_or_port or str(m[2]) == str(name_or_port):
+            return m
+    raise Failure(f"no master {name_or_port}")
+
+
+def _redis_cli(*args):
+    result = subprocess.run(["redis-cli", "--cluster", *args])
+    return result.returncode
+
+
+def reshard(args):
+    entry = args.port or args.base_port
+    masters = masters_of(entry)
+    if not args.source or not args.target or not args.slots:
+        raise Failure("reshard needs --from, --to and --slots")
+    source = _find(masters, args.source)
+    target = _find(masters, args.target)
+    if not all(supports_atomic(m[2]) for m in (source, target)):
+        print("rcluster-cluster: an end is not an rcluster node: "
+              "falling back to redis-cli --cluster reshard")
+        return _redis_cli("reshard", f"127.0.0.1:{entry}", "--cluster-from",
+                          source[0], "--cluster-to", target[0],
+                          "--cluster-slots", str(args.slots), "--cluster-yes")
+    slots = sorted(source[3])[:args.slots]
+    t0 = time.monotonic()
+    state = migrate_slots(source, target, slots)
+    print(f"Moved {len(slots)} slots ({state['keys_sent']} keys) from "
+          f"{source[2]} to {target[2]} in {time.monotonic() - t0:.2f} s "
+          f"(atomic)")
+    return 0
+
+
+def rebalance_plan(masters) -> list:
+    """[(source, target, slots)]: every master ends with 16384/n slots
+    (+1 for the first ones), moving as few slots as possible."""
+    n = len(masters)
+    want = {m[0]: SLOTS // n + (1 if i < SLOTS % n else 0)
+            for i, m in enumerate(sorted(masters, key=lambda m: m[0]))}
+    donors = [[m, sorted(m[3])[want[m[0]]:]] for m in masters
+              if len(m[3]) > want[m[0]]]
+    takers = [[m, want[m[0]] - len(m[3])] for m in masters
+              if len(m[3]) < want[m[0]]]
+    plan = []
+    for taker, need in takers:
+        while need > 0 and donors:
+            donor, extra = donors[0]
+            take, donors[0][1] = extra[:need], extra[need:]
+            plan.append((donor, taker, take))
+            need -= len(take)
+            if not donors[0][1]:
+                donors.pop(0)
+    return plan
+
+
+def rebalance(args):
+    entry = args.port or args.base_port
+    masters = masters_of(entry)
+    if not all(supports_atomic(m[2]) for m in masters):
+        print("rcluster-cluster: not every master is an rcluster node: "
+              "falling back to redis-cli --cluster rebalance")
+        return _redis_cli("rebalance", f"127.0.0.1:{entry}",
+                          "--cluster-use-empty-masters")
+    plan = rebalance_plan(masters)
+    if not plan:
+        print("The cluster is balanced.")
+        return 0
+    for source, target, slots in plan:
+        t0 = time.monotonic()
+        state = migrate_slots(source, target, slots)
+        print(f"Moved {len(slots)} slots ({state['keys_sent']} keys) from "
+              f"{source[2]} to {target[2]} in {time.monotonic() - t0:.2f} s "
+              f"(atomic)")
+    return 0
+
+
+ACTIONS = {"start": start, "stop": stop, "status": status, "clean": clean,
+           "reshard": reshard, "rebalance": rebalance}
 
 
 def main(argv=None):
@@ -404,6 +575,15 @@ def main(argv=None):
                         help="cluster-node-timeout in ms (default 5000)")
     parser.add_argument("--dir", default=os.path.join("run", "cluster"),
                         help="run directory (default ./run/cluster)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="reshard/rebalance: a node of the cluster "
+                        "(default the base port)")
+    parser.add_argument("--from", dest="source", default=None,
+                        help="reshard: the source master (id or port)")
+    parser.add_argument("--to", dest="target", default=None,
+                        help="reshard: the target master (id or port)")
+    parser.add_argument("--slots", type=int, default=0,
+                        help="reshard: how many slots to move")
     args = parser.parse_args(argv)
     args.dir = os.path.abspath(args.dir)
     if not 1 <= args.nodes <= 100:

@@ -90,10 +90,15 @@ def _sample(iterable, size: int, samples: int):
 
 
 def estimate(value, samples: int = 5) -> int:
-    """The estimated footprint of a value (not its key) in bytes."""
+    """The estimated footprint of a value (not its key) in bytes; for any
+    value but ``bytes``, with its entry in ``Keyspace.sizes``."""
     cls = value.__class__
     if cls is bytes:
         return string_cost(value)
+    return DICT_ENTRY + _estimate(value, cls, samples)
+
+
+def _estimate(value, cls, samples: int) -> int:
     if cls is bytearray:
         return (sys.getsizeof(value) + 15) & -16
     n = len(value)
@@ -119,7 +124,8 @@ def estimate(value, samples: int = 5) -> int:
         # slot and index share + the float: per member, plus the member.
         per = _mean(_element(m) for m in
                     _sample(iter(value.scores), n, samples))
-        return sys.getsizeof(value.scores) + 200 + \
+        # The ZSet and its SortedList's own lists (measured: ~450 bytes).
+        return sys.getsizeof(value.scores) + 450 + \
             int(n * (per + 64 + 32 + 12))
     if name == "stream":
         # entries: SortedDict entry, (ms, seq) key tuple with its ints,
@@ -127,7 +133,9 @@ def estimate(value, samples: int = 5) -> int:
         per = _mean(_element(k) + _element(v) + DICT_ENTRY + 8 for k, v in
                     _sample(iter(value.entries.items()), n, samples))
         pel = sum(len(g.pel) for g in value.groups.values())
-        return 1024 + int(n * per) + pel * 200 + \
+        # The Stream, its two SortedDicts and first node (measured with
+        # tracemalloc for a one-entry stream: ~4 KB).
+        return 4000 + int(n * per) + pel * 200 + \
             len(value.groups) * 512
     if hasattr(value, "__len__"):
         return sys.getsizeof(value) + n * 64
@@ -156,13 +164,9 @@ def client_buffers(server) -> tuple:
 
 
 def client_memory(client) -> int:
-    pending = getattr(client, "output_pending", None)
+    pending = client.output_pending
     size = 1024 + (pending() if pending is not None else 0)
-    try:
-        size += client.query_buffer()
-    except Exception:   # a client without a parser (closing)
-        pass
-    return size
+    return size + client.query_buffer
 
 
 STARTUP = 16384 * 64 + 1024 * 1024   # empty slot dicts, tables, scripts
@@ -213,3 +217,117 @@ def figures(server) -> dict:
             "overhead": used - data,
             "dataset_perc": data * 100.0 / max(used - STARTUP, 1),
             "keys": sum(ks.count for ks in keyspaces(server))}
+
+
+# -- client-output-buffer-limit -------------------------------------------------
+# What a client's output buffer is: the bytes Twisted still holds for its
+# TCP (or unix socket) transport, i.e. what the peer hasn't read yet:
+# ``transport.dataBuffer`` past ``transport.offset`` (being sent) plus
+# ``transport._tempDataLen`` (queued since).  rcluster's own reply list
+# (``Client.out``) is emptied at the end of every batch, so it never
+# holds more than one batch.  Replies go straight to the socket while it
+# takes them (resp/protocol.py write_through); only when the kernel
+# buffer is full does Twisted queue, and that is when the limits are
+# checked (``check_output_limits``), as Redis checks on each reply added.
+# TLS connections (a memory BIO in front of the socket) are not measured.
+
+def transport_pending(transport) -> int:
+    return len(transport.dataBuffer) - transport.offset + \
+        transport._tempDataLen
+
+
+def output_class(client) -> str:
+    """getClientType for the limits: a master counts as normal, a MONITOR
+    client too."""
+    if client.kind == "replica":
+        return "replica"
+    if client.channels or client.patterns or client.shard_channels:
+        return "pubsub"
+    return "normal"
+
+
+def over_output_limit(client, used: int, now: float) -> bool:
+    """checkClientOutputBufferLimits: the hard limit, or the soft one
+    exceeded continuously for longer than its seconds."""
+    limits = client.server.settings.client_output_buffer_limit
+    hard, soft, seconds = limits.get(output_class(client), (0, 0, 0))
+    if hard and used >= hard:
+        return True
+    if soft and used >= soft:
+        if not client.obuf_soft_since:
+            client.obuf_soft_since = now
+            return False
+        return now - client.obuf_soft_since > seconds
+    client.obuf_soft_since = 0
+    return False
+
+
+def abort_client(client):
+    """Close a client now, dropping what it was still to be sent (a
+    client that doesn't read would never let loseConnection finish)."""
+    client.closing = True
+    client.pending.clear()
+    client.out.clear()
+    client.parser = None
+    pending = client.output_pending
+    transport = getattr(pending, "args", (None,))[0]    # the partial's
+    if transport is not None:
+        transport.abortConnection()
+    else:
+        client.closed = True
+        client.close()
+
+
+def check_output_limits(client, transport) -> bool:
+    """After bytes were queued for client: close it at once (dropping
+    what is queued) if it is over its class's limit.  True if closed."""
+    if client.closing or client.closed or client.output_pending is None:
+        return False
+    used = client.output_pending()
+    server = client.server
+    if not over_output_limit(client, used, server.clock.seconds()):
+        return False
+    from rcluster.commands.clients import info_line
+    from rcluster.logs import logger
+    logger().warn("Client {info} scheduled to be closed ASAP for "
+                  "overcoming of output buffer limits.",
+                  info=info_line(client, server.clock.seconds()))
+    abort_client(client)
+    return True
+
+
+# -- cluster-link-sendbuf-limit --------------------------------------------------
+# A bus link's send buffer: frames waiting for the connection
+# (``Link.pending_bytes``) plus what its TCP transport still holds
+# (``link.queued``, set by cluster/bus.py, as for clients above).
+
+def link_send_buffer(link) -> int:
+    queued = getattr(link, "queued", None)
+    return link.pending_bytes + (queued() if queued is not None and
+                                 not link.closed else 0)
+
+
+def free_links_over_limit(state, limit: int) -> int:
+    """clusterNodeCronFreeLinkOnBufferLimitReached, for every link: drop
+    (abort) the ones whose send buffer is over ``limit``; counted in
+    total_cluster_links_buffer_limit_exceeded.  Returns how many."""
+    if not limit:
+        return 0
+    freed = 0
+    for link in state.links():
+        used = link_send_buffer(link)
+        if used <= limit:
+            continue
+        from rcluster.logs import logger
+        logger().warn(
+            "Freeing cluster link({direction} node {name}, used memory: "
+            "{used}) due to exceeding send buffer memory limit.",
+            direction="from" if link.inbound else "to",
+            name=link.node.name if link.node is not None else "", used=used)
+        abort = getattr(link, "abort", None)
+        if abort is not None:
+            link.closer = abort     # don't wait for a peer that won't read
+        state.free_link(link)
+        state.links_buffer_limit_exceeded += 1
+        freed += 1
+    return freed

@@ -359,6 +359,9 @@ class Server:
             self.observe(c, cmd, argv, elapsed)
         if send and reply is not BLOCKED:
             c.reply(reply)
+        if c.tracking is not None:
+            # Client-side caching: the keys it read, held invalidations.
+            self.tracking.after_call(c, cmd, argv, send)
         return reply
 
     # -- transactions and WATCH ------------------------------------------
@@ -453,8 +456,14 @@ class Server:
             return
         now = self.clock.seconds()
         self.keyspace.now = int(now * 1000)
+        if self.tracking is not None:
+            self.tracking.cron()      # tracking-table-max-keys when idle
         if self.active_expire:
+            started = _clock_ns()
             self.keyspace.expire_cycle()
+            # LATENCY's "expire-cycle" event (latency-monitor-threshold).
+            self.latency.add_sample_if_needed(
+                "expire-cycle", (_clock_ns() - started) // 1_000_000)
             # Each expired key's DEL goes alone (no MULTI), as Redis does.
             self.write_path.flush(wrap=False)
             # Clients blocked on a key that expired (XREADGROUP) hear now.

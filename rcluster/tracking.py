@@ -49,11 +49,6 @@ Where rcluster differs, on purpose:
 * ``CLIENT TRACKING on BCAST PREFIX a PREFIX b PREFIX bc`` - an overlap
   between new prefixes other than the first - gets the error only; Redis
   7.0 replies the error *and* +OK, and enables tracking.
-* Scripts: Redis remembers a script's declared keys for its caller
-  when the script runs a read command.  That needs the scripting layer
-  to call ``remember_read(caller, caller's cmd, caller's argv)`` (the
-  hook in Server.call sees the script's own client, which never tracks);
-  until it does, reads inside scripts are not remembered.
 
 Cluster mode: tracking is per node (a REDIRECT target is a client of the
 same node).  Redis 7.0 forgets nothing when a slot leaves the node
@@ -87,7 +82,7 @@ REDIR_BROKEN = b">2\r\n$21\r\ntracking-redir-broken\r\n:%d\r\n"
 NULL3 = b"_\r\n"
 NULL2 = b"$-1\r\n"
 # Readonly commands whose keys are not remembered as such: a script's
-# keys are remembered when it runs a read command (remember_read).
+# keys are remembered when it runs a read command (script_read).
 _NOT_REMEMBERED = frozenset(("eval_ro", "evalsha_ro", "fcall_ro"))
 _EFFORT = 100         # keys dropped per check past tracking-table-max-keys
 
@@ -239,16 +234,23 @@ class Tracking:
 
     def remember_read(self, c, cmd, argv):
         """Redis's trackingRememberKeys: tracking client ``c`` ran the
-        readonly command ``cmd``, remember its keys.  Scripts: after each
-        readonly command a script runs, the scripting layer calls this
-        with the script's caller and the caller's own command and argv
-        (EVAL ... numkeys key...): Redis remembers the script's declared
-        keys."""
+        readonly command ``cmd``, remember its keys.  (A script's reads
+        go through ``script_read``: the hook in Server.call sees the
+        script's own client, which never tracks.)"""
         t = c.tracking
         if t.bcast or (t.optin and not t.caching) or \
                 (t.optout and t.caching) or "pubsub" in cmd.flags:
             return
         self._remember(c.id, cmd.keys(argv))
+
+    def script_read(self, caller, argv):
+        """A script that tracking client ``caller`` runs (``argv``: its
+        EVAL/EVALSHA/FCALL... request, already checked) ran a readonly
+        command: remember the script's declared keys (Redis's call())."""
+        t = caller.tracking
+        if t.bcast or (t.optin and not t.caching) or (t.optout and t.caching):
+            return
+        self._remember(caller.id, argv[3:3 + int(argv[2])])
 
     def _remember(self, cid: int, keys):
         table = self.table

@@ -7,8 +7,12 @@ moves bytes.  With ``tls-cluster yes`` both directions use TLS
 """
 from __future__ import annotations
 
+from functools import partial
+
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
+
 from rcluster.logs import logger
+from rcluster.memory import transport_pending
 
 log = logger("rcluster.cluster")
 
@@ -93,6 +97,10 @@ class BusProtocol(Protocol):
             self.link.attach(self.queue, self._close,
                              _host(transport.getHost()),
                              _host(transport.getPeer()))
+            if self._direct is not None:
+                # cluster-link-sendbuf-limit (rcluster/memory.py).
+                self.link.queued = partial(transport_pending, transport)
+                self.link.abort = transport.abortConnection
             if outbound:
                 self.engine.link_connected(self.link)
             else:

@@ -23,6 +23,9 @@ Time is the state's ``now``; nothing here touches the reactor.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+
 from rcluster.cluster import failover, messages as m, nodesconf
 from rcluster.cluster.gossip import broadcast_pong, send_ping
 from rcluster.cluster.link import Link
@@ -35,6 +38,7 @@ from rcluster.cluster.state import (TODO_HANDLE_FAILOVER,
                                     TODO_NODE_FAILED, TODO_SAVE_CONFIG,
                                     TODO_UPDATE_STATE)
 from rcluster.logs import logger
+from rcluster.memory import free_links_over_limit
 
 log = logger("rcluster.cluster")
 
@@ -48,6 +52,10 @@ class ClusterEngine:
         self.connector = connector          # (Link) -> None: open it
         self.config_file = config_file      # nodesconf.ConfigFile
         self.fatal = fatal                  # (message) -> never returns
+        # The cron's deadlines (fast path): (due ms, seq, node); an entry
+        # is current while node.cron_seq == seq.
+        self._heap: list = []
+        self._seq = itertools.count(1)
 
     # -- links --------------------------------------------------------------
     def connect(self, node) -> Link:
@@ -163,7 +171,8 @@ class ClusterEngine:
         state = self.state
         state.todo &= ~TODO_SAVE_CONFIG
         if self.config_file is not None:
-            self.config_file.save(nodesconf.render(state))
+            self.config_file.save(nodesconf.render(state),
+                                  fsync=getattr(self, "_fsync", True))
 
     def save_config_or_die(self):
         """A node that can't persist its configuration must not go on."""
@@ -179,11 +188,17 @@ class ClusterEngine:
         state = self.state
         state.iteration += 1
         state.refresh_myself()
-        self._connect_links()
+        # Only the nodes with due work, unless the fast paths are off.
+        due = self._due_nodes() if state.fast_paths else None
+        if due is None:
+            state.cron_wakeups.clear()
+        self._connect_links(due)
         if state.iteration % 10 == 0:
             self._ping_random_node()
         orphaned, max_replicas, my_replicas = failover.count_orphans(state)
-        update_state = self._detect_failures()
+        update_state = self._detect_failures(due)
+        if due is not None:
+            self._reschedule(due)
         me = state.myself
         # A replica (after a restart, say) whose replication is not running
         # starts it once its master's address is known.
@@ -201,19 +216,84 @@ class ClusterEngine:
                 failover.handle_replica_migration(state, max_replicas)
         if update_state or state.state == STATE_FAIL:
             state.update_state()
+        free_links_over_limit(state, state.settings.cluster_link_sendbuf_limit)
         self.before_sleep()
 
-    def _connect_links(self):
-        """Handshake timeouts and reconnections; counts PFAIL nodes too."""
+    def _due_nodes(self) -> list:
+        """The nodes whose cron work may be due: deadlines reached, plus
+        the nodes the state woke (added, or a link freed).  Every other
+        node's next check is in the heap, at most half a node timeout
+        away: any later change of its times (a ping sent, a link made)
+        moves its thresholds to at least that far, so none is missed."""
+        state = self.state
+        now = state.now()
+        due = dict.fromkeys(state.cron_wakeups)
+        state.cron_wakeups.clear()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, node = heapq.heappop(heap)
+            if node.cron_seq == seq:
+                due[node] = None
+        if state.mf_end and state.mf_replica is not None:
+            due[state.mf_replica] = None        # pinged every cron
+        nodes = state.nodes
+        return [n for n in due if nodes.get(n.name) is n]
+
+    def _reschedule(self, nodes):
+        """Push the next deadline of each node just handled: the earliest
+        time one of the cron's conditions can hold for it."""
+        state = self.state
+        now = state.now()
+        timeout = state.node_timeout
+        half = timeout // 2
+        due_max = now + max(RECONNECT_MIN_DELAY, half)
+        handshake_timeout = max(timeout, 1000)
+        live = state.nodes
+        heap = self._heap
+        for node in nodes:
+            flags = node.flags
+            if live.get(node.name) is not node or flags & NODE_MYSELF:
+                continue
+            due = due_max
+            link = node.link
+            ping_sent = node.ping_sent
+            if flags & NODE_HANDSHAKE:
+                due = min(due, node.ctime + handshake_timeout + 1)
+            if link is None:
+                if not flags & NODE_NOADDR:
+                    due = min(due, node.next_connect)
+            elif ping_sent == 0:
+                due = min(due, node.pong_received + half + 1)
+            else:
+                due = min(due, max(link.ctime + timeout, ping_sent + half,
+                                   node.data_received + half) + 1)
+            if ping_sent and not flags & (NODE_PFAIL | NODE_FAIL):
+                due = min(due, max(ping_sent, node.data_received)
+                          + timeout + 1)
+            seq = next(self._seq)
+            node.cron_seq = seq
+            heapq.heappush(heap, (max(due, now + 1), seq, node))
+        if len(heap) > 4 * len(live) + 64:
+            # Stale entries (nodes rescheduled early, or deleted): rebuild.
+            self._heap = [e for e in heap if e[2].cron_seq == e[1]
+                          and live.get(e[2].name) is e[2]]
+            heapq.heapify(self._heap)
+
+    def _connect_links(self, nodes=None):
+        """Handshake timeouts and reconnections (of ``nodes``, or all);
+        counts PFAIL nodes too."""
         state = self.state
         now = state.now()
         handshake_timeout = max(state.node_timeout, 1000)
-        state.stats_pfail_nodes = 0
-        for node in list(state.nodes.values()):
+        state.stats_pfail_nodes = sum(
+            1 for node in state.nodes.values()
+            if node.flags & (NODE_PFAIL | NODE_MYSELF | NODE_NOADDR)
+            == NODE_PFAIL)
+        for node in list(state.nodes.values()) if nodes is None else nodes:
             if node.flags & (NODE_MYSELF | NODE_NOADDR):
                 continue
-            if node.flags & NODE_PFAIL:
-                state.stats_pfail_nodes += 1
+            if state.nodes.get(node.name) is not node:
+                continue
             if node.in_handshake and now - node.ctime > handshake_timeout:
                 state.del_node(node)
                 continue
@@ -236,15 +316,18 @@ class ClusterEngine:
             log.debug("Pinging node {name}", name=best.name)
             send_ping(state, best.link, m.PING)
 
-    def _detect_failures(self) -> bool:
-        """Reconnect quiet links, keep pings flowing, flag late nodes PFAIL.
-        Returns whether cluster_state must be evaluated again."""
+    def _detect_failures(self, nodes=None) -> bool:
+        """Reconnect quiet links, keep pings flowing, flag late nodes PFAIL
+        (``nodes``, or all).  Returns whether cluster_state must be
+        evaluated again."""
         state = self.state
         timeout = state.node_timeout
         me = state.myself
         update_state = False
-        for node in list(state.nodes.values()):
+        for node in list(state.nodes.values()) if nodes is None else nodes:
             if node.flags & (NODE_MYSELF | NODE_NOADDR | NODE_HANDSHAKE):
+                continue
+            if nodes is not None and state.nodes.get(node.name) is not node:
                 continue
             now = state.now()
             ping_delay = now - node.ping_sent
@@ -278,10 +361,16 @@ class ClusterEngine:
         return update_state
 
     # -- CLUSTER command operations ---------------------------------------------
-    def done(self, todo=TODO_UPDATE_STATE | TODO_SAVE_CONFIG):
-        """A command changed the configuration: act on it before replying."""
+    def done(self, todo=TODO_UPDATE_STATE | TODO_SAVE_CONFIG, fsync=True):
+        """A command changed the configuration: act on it before replying.
+        ``fsync=False``: nodes.conf is written but not fsync'd, as Redis
+        saves after SETSLOT (a reshard runs thousands of them)."""
         self.state.todo |= todo
-        self.before_sleep()
+        self._fsync = fsync
+        try:
+            self.before_sleep()
+        finally:
+            self._fsync = True
 
     def assign_slots(self, slots, delete: bool):
         """ADDSLOTS/DELSLOTS (and their RANGE forms), already checked."""
@@ -297,16 +386,16 @@ class ClusterEngine:
 
     def set_slot_migrating(self, slot: int, node):
         self.state.migrating[slot] = node
-        self.done()
+        self.done(fsync=False)
 
     def set_slot_importing(self, slot: int, node):
         self.state.importing[slot] = node
-        self.done()
+        self.done(fsync=False)
 
     def set_slot_stable(self, slot: int):
         self.state.importing.pop(slot, None)
         self.state.migrating.pop(slot, None)
-        self.done()
+        self.done(fsync=False)
 
     def set_slot_node(self, slot: int, node):
         """SETSLOT <slot> NODE <node>: the end of a slot migration (the
@@ -318,18 +407,50 @@ class ClusterEngine:
         was_mine = state.slots[slot] is me
         state.del_slot(slot)
         state.add_slot(node, slot)
+        # Redis fsyncs nodes.conf here only when the node became a replica
+        # or took a new epoch.
+        fsync = False
         if was_mine and node is not me and me.numslots == 0 and \
                 state.settings.cluster_allow_replica_migration:
             # A master left without slots follows the node that took them.
             log.warn("Configuration change detected. Reconfiguring myself "
                      "as a replica of {name}", name=node.name)
             state.set_master(node)
+            fsync = True
         if node is me and slot in state.importing:
             # A slot migrated by hand: a new epoch lets our claim win, and
             # we tell everybody at once.
-            state.bump_epoch_without_consensus()
+            fsync = state.bump_epoch_without_consensus()
             del state.importing[slot]
             broadcast_pong(state)
+        self.done(fsync=fsync)
+
+    def take_slots(self, slots):
+        """An atomic slot move ends here, on the target: the slots are
+        ours; one epoch bump (without consensus, as SETSLOT NODE after an
+        import) and one broadcast for all of them."""
+        state = self.state
+        me = state.myself
+        for slot in slots:
+            state.importing.pop(slot, None)
+            state.migrating.pop(slot, None)
+            if state.slots[slot] is not me:
+                state.del_slot(slot)
+                state.add_slot(me, slot)
+        state.bump_epoch_without_consensus()
+        broadcast_pong(state)
+        self.done()
+
+    def give_slots(self, slots, node):
+        """The source's side of an atomic move: the target took the slots
+        (with a greater epoch); record it now rather than wait for its
+        gossip, so paused clients get MOVED at once."""
+        state = self.state
+        for slot in slots:
+            state.migrating.pop(slot, None)
+            state.importing.pop(slot, None)
+            state.del_slot(slot)
+            state.add_slot(node, slot)
         self.done()
 
     def replicate(self, master):

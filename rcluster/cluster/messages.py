@@ -434,17 +434,13 @@ def _encode_header(h: Header, payload_len: int, count: int, extensions: int,
         h.pport, h.cport, h.flags, h.state, mflags.to_bytes(3, "little"))
 
 
-# Where encode() puts the header fields that change from one frame of a
-# node to the next while its configuration does not (FrameEncoder).
-_AT_TOTLEN = struct.Struct(">I")            # offset 4
-_AT_TYPE_COUNT = struct.Struct(">HH")       # offset 12
-_AT_OFFSET = struct.Struct(">Q")            # offset 32
-_AT_EXTENSIONS = struct.Struct(">H")        # offset 2214
-_OFF_TOTLEN, _OFF_TYPE, _OFF_REPL, _OFF_EXT, _OFF_MFLAGS = 4, 12, 32, 2214, 2253
-assert struct.calcsize(">4sIHHH") == 14 and \
-    struct.calcsize(">4sIHHHHQQ") == _OFF_REPL and \
-    struct.calcsize(">4sIHHHHQQQ40s2048s40s46s") == _OFF_EXT and \
-    struct.calcsize(">4sIHHHHQQQ40s2048s40s46sH30xHHHB") == _OFF_MFLAGS
+# The header as encode() writes it, with the configuration-dependent
+# middle (sender, slots, slaveof, myip) and tail (pport ... state) as
+# already-encoded byte strings (FrameEncoder).
+_PATCHED = struct.Struct(">4sIHHHHQQQ2174sH37s3s")
+_MIDDLE = slice(40, 2214)       # sender, myslots, slaveof, myip
+_TAIL = slice(2216, 2253)       # notused1, pport, cport, flags, state
+assert _PATCHED.size == HEADER_SIZE
 
 
 class FrameEncoder:
@@ -453,39 +449,37 @@ class FrameEncoder:
     A node's headers differ from one frame to the next only by type,
     totlen, count, extensions, mflags and the replication offset while
     its configuration (epochs, slots, role, address, flags, state) stays
-    the same: the template is rebuilt when one of those changes, and
-    otherwise copied and patched.  The frames are byte for byte those of
-    encode() (tests/protocol/test_bus_fastpaths.py checks it)."""
+    the same: the encoded template (above all the 2 KB of sender, slot
+    bitmap, slaveof and address) is rebuilt when one of those changes, and
+    otherwise reused with the variable fields packed around it.  The
+    frames are byte for byte those of encode()
+    (tests/protocol/test_bus_fastpaths.py checks it)."""
 
-    __slots__ = ("_key", "_template", "rebuilds", "patched")
+    __slots__ = ("_key", "_middle", "_tail", "rebuilds", "patched")
 
     def __init__(self):
         self._key = None
-        self._template = None
+        self._middle = self._tail = b""
         self.rebuilds = 0
         self.patched = 0
 
     def encode(self, message: Message) -> bytes:
         h = message.header
         payload, count, extensions, mflags = _encode_body(message)
-        key = (h.sig, h.ver, h.port, h.current_epoch, h.config_epoch,
-               h.sender, h.myslots, h.slaveof, h.myip, h.pport, h.cport,
+        key = (h.sender, h.myslots, h.slaveof, h.myip, h.pport, h.cport,
                h.flags, h.state)
         if key != self._key:
-            # Validates as encode() does; the variable fields are patched.
-            self._template = _encode_header(h, 0, 0, 0, 0)
+            # Validates as encode() does.
+            template = _encode_header(h, 0, 0, 0, 0)
+            self._middle, self._tail = template[_MIDDLE], template[_TAIL]
             self._key = key
             self.rebuilds += 1
         else:
             self.patched += 1
-        buf = bytearray(self._template)
-        _AT_TOTLEN.pack_into(buf, _OFF_TOTLEN, HEADER_SIZE + len(payload))
-        _AT_TYPE_COUNT.pack_into(buf, _OFF_TYPE, h.type, count)
-        _AT_OFFSET.pack_into(buf, _OFF_REPL, h.offset)
-        _AT_EXTENSIONS.pack_into(buf, _OFF_EXT, extensions)
-        buf[_OFF_MFLAGS:HEADER_SIZE] = mflags.to_bytes(3, "little")
-        buf += payload
-        return bytes(buf)
+        return _PATCHED.pack(
+            h.sig, HEADER_SIZE + len(payload), h.ver, h.port, h.type, count,
+            h.current_epoch, h.config_epoch, h.offset, self._middle,
+            extensions, self._tail, mflags.to_bytes(3, "little")) + payload
 
 
 def _encode_body(message: Message):

@@ -393,6 +393,7 @@ class MigrateJob:
                 continue
             if rest is None:
                 yield first, key, False
+                yield None, key, False           # all of key is sent
                 continue
             # Wait for the first slice's reply before appending to it.
             yield first, key, True
@@ -400,6 +401,7 @@ class MigrateJob:
                 if asking:
                     yield [b"ASKING"], None, False
                 yield argv, key, False
+            yield None, key, False
 
     def _send(self):
         self.attempt += 1
@@ -409,6 +411,7 @@ class MigrateJob:
         self.expected = 0
         self.key_pending: dict = {}      # key -> replies still expected
         self.key_failed: set = set()
+        self.key_closed: set = set()     # keys whose commands are all sent
         self.plan = self._plan()
         self.writing_done = False
         self.waiting_barrier = False
@@ -424,6 +427,12 @@ class MigrateJob:
         argvs, callbacks = [], []
         size = 0
         for argv, tag, barrier in self.plan:
+            if argv is None:
+                self.key_closed.add(tag)
+                if not self.key_pending.get(tag) and \
+                        tag not in self.key_failed and not self.prefix_failed:
+                    self.acked.append(tag)
+                continue
             callbacks.append(self._callback(tag))
             argvs.append(argv)
             self.expected += 1
@@ -489,8 +498,8 @@ class MigrateJob:
                 self.key_failed.add(tag)
             left = self.key_pending[tag] - 1
             self.key_pending[tag] = left
-            if left == 0 and tag not in self.key_failed and \
-                    not self.prefix_failed:
+            if left == 0 and tag in self.key_closed and \
+                    tag not in self.key_failed and not self.prefix_failed:
                 self.acked.append(tag)
         if self.waiting_barrier and self.expected == 0:
             self.waiting_barrier = False
@@ -606,6 +615,9 @@ class Migrations:
         self.deleting = False
         self.keys_migrated = 0
         self.jobs = 0
+        self.exports: list = []       # SlotExport, newest last
+        self.imports: dict = {}       # client id -> SlotImport
+        self.paused_slots: dict = {}  # slot -> the SlotExport pausing it
         server.write_path.add_key_listener(self._written)
 
     # -- jobs -------------------------------------------------------------
@@ -649,6 +661,8 @@ class Migrations:
             self._unpark(only_free=True)
 
     def _written(self, keys, client):
+        if self.exports:
+            self._export_written(keys)
         if not self.inflight or self.deleting:
             return
         if keys is None:
@@ -660,16 +674,80 @@ class Migrations:
             if job is not None and client is not job.client:
                 job.dirty.add(key)
 
+    def _export_written(self, keys):
+        active = [job for job in self.exports if job.active]
+        if not active:
+            return
+        if keys is None:
+            for job in active:
+                job._fail("the keyspace was flushed during the move")
+            return
+        for key in keys:
+            slot = keyslot(key)
+            for job in active:
+                if slot in job.slot_set:
+                    job.written(key)
+
+    # -- atomic slot moves ----------------------------------------------------
+    def export(self, slots, node) -> SlotExport:
+        job = SlotExport(self, slots, node)
+        self.exports = [j for j in self.exports if j.active][-50:]
+        job.start()
+        return job
+
+    def exporting(self, slot):
+        for job in self.exports:
+            if job.active and slot in job.slot_set:
+                return job
+        return None
+
+    def pause_slots(self, job):
+        busy = self.busy_slots
+        for slot in job.slots:
+            self.paused_slots[slot] = job
+            busy[slot] = busy.get(slot, 0) + 1
+        cluster = self.server.cluster
+        if cluster is not None:
+            cluster.busy_slots = busy
+
+    def unpause_slots(self, job):
+        busy = self.busy_slots
+        for slot in job.slots:
+            if self.paused_slots.get(slot) is job:
+                del self.paused_slots[slot]
+                n = busy.get(slot, 0) - 1
+                if n > 0:
+                    busy[slot] = n
+                else:
+                    busy.pop(slot, None)
+        if self.parked:
+            self._unpark()
+
+    def begin_import(self, c, source, slots) -> SlotImport:
+        old = self.imports.pop(c.id, None)
+        if old is not None:
+            drop_staged(self.server, old.slots)
+        drop_staged(self.server, slots)
+        imp = self.imports[c.id] = SlotImport(c, source, slots)
+        return imp
+
+    def end_import(self, c, cancel: bool):
+        imp = self.imports.pop(c.id, None)
+        if imp is not None and cancel:
+            drop_staged(self.server, imp.slots)
+        return imp
+
     # -- writes to keys in flight wait -------------------------------------
     def park(self, c, calls) -> bool:
         """True (and the client parked) when one of the calls writes a key
-        that is in flight."""
+        that is in flight, or a key of a slot paused for its cut-over."""
         inflight = self.inflight
+        paused = self.paused_slots
         for cmd, argv in calls:
             if "write" not in cmd.flags or cmd.name == "migrate":
                 continue
             for key in cmd.write_keys(argv):
-                if key in inflight:
+                if key in inflight or (paused and keyslot(key) in paused):
                     c.pending.appendleft(argv)
                     c.blocked = "migrate"
                     self.parked.append(c)
@@ -685,11 +763,20 @@ class Migrations:
 
     def cron(self):
         self.cache.close_idle()
+        for job in self.exports:
+            job.check()
+        for cid, imp in list(self.imports.items()):
+            if imp.client.closed:
+                # The source went away mid-move: what it staged goes.
+                self.end_import(imp.client, cancel=True)
 
     def info(self):
         return [("migrate_cached_sockets", len(self.cache)),
                 ("migrate_keys_in_flight", len(self.inflight)),
-                ("migrate_keys_migrated", self.keys_migrated)]
+                ("migrate_keys_migrated", self.keys_migrated),
+                ("slot_migrations_active",
+                 sum(1 for j in self.exports if j.active)),
+                ("slot_imports_active", len(self.imports))]
 
 
 def migrations_of(server) -> Migrations:
@@ -705,3 +792,419 @@ def migrations_of(server) -> Migrations:
             m.loop = loop
     return m
 
+
+
+# -- atomic slot migration (CLUSTER MIGRATESLOTS) ---------------------------
+#
+# rcluster to rcluster only.  The source opens a connection to the
+# target's client port and speaks internal CLUSTER SYNCSLOTS subcommands
+# (keyless: no routing on the target):
+#
+#   BEGIN <source-id> <start> <end> ...   the target drops what it may
+#                                         hold of those slots (an earlier
+#                                         attempt) and opens an import
+#   RUN <command> <arg> ...               a keyed command (RESTORE ...
+#                                         REPLACE, HSET..., DEL) run for a
+#                                         key of those slots
+#   FINISH                                the target takes the slots: epoch
+#                                         bump + broadcast
+#   CANCEL                                the target deletes what it staged
+#
+# The target stages keys in its own keyspace without serving them: it
+# doesn't own the slots, so clients are redirected to the source as
+# before.  The source sends every key of the slots (a slot's key names
+# are listed when its turn comes; big values in slices), and a key written
+# after it was sent - or created in a slot already listed - is sent again
+# (RESTORE REPLACE, or DEL when gone): the write path's key listener is
+# the stream.  When the target has caught up, writes to those slots only
+# wait (the router parks them), the last changed keys go, FINISH; then the
+# source records the new owner, the parked clients get MOVED, and the
+# source deletes the keys in slices.  No ASK and no TRYAGAIN at any time.
+
+SYNC_WINDOW = 2000           # commands in flight to the target, at most
+SYNC_BYTES = 8 << 20         # bytes in flight to the target, at most
+PAUSE_LIMIT = 5.0            # seconds writes may wait at the cut-over
+CATCH_UP = 64                # changed keys left before pausing writes
+DELETE_SLICE = 1000          # keys the source deletes per reactor turn
+
+
+def format_ranges(slots) -> str:
+    out, slots = [], sorted(slots)
+    i = 0
+    while i < len(slots):
+        j = i
+        while j + 1 < len(slots) and slots[j + 1] == slots[j] + 1:
+            j += 1
+        out.append(f"{slots[i]}-{slots[j]}" if j > i else f"{slots[i]}")
+        i = j + 1
+    return " ".join(out)
+
+
+class SlotExport:
+    """One CLUSTER MIGRATESLOTS ... NODE <id> on the source."""
+
+    _ids = 0
+
+    def __init__(self, migrations, slots, node):
+        SlotExport._ids += 1
+        self.name = "%040x" % random.getrandbits(160)
+        self.m = migrations
+        self.server = migrations.server
+        self.cluster = self.server.cluster
+        self.engine = self.server.cluster_engine
+        self.slots = sorted(slots)
+        self.slot_set = set(slots)
+        self.node = node
+        self.state = "connecting"
+        self.message = ""
+        self.created = self.server.clock.seconds()
+        self.updated = self.created
+        self.proto = None
+        self.todo_slots = deque(self.slots)
+        self.unsent: deque = deque()      # listed, not yet sent (order)
+        self.unsent_set: set = set()
+        self.listed: set = set()          # slots whose keys were listed
+        self.dirty: dict = {}             # key -> None (ordered set)
+        self.outstanding = 0
+        self.outstanding_bytes = 0
+        self.keys_sent = 0
+        self.keys_total = sum(self.server.keyspace.count_in_slot(s)
+                              for s in self.slots)
+        self.bytes_sent = 0
+        self.paused_at = None
+        self.pause_timer = None
+        self.pumping = False
+        self.finishing = False
+        self.deleting: deque = deque()
+
+    # -- progress -----------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state not in ("success", "failed", "canceled")
+
+    def keys_left(self) -> int:
+        if self.state in ("success",):
+            return 0
+        ks = self.server.keyspace
+        left = len(self.unsent) + len(self.dirty)
+        left += sum(ks.count_in_slot(s) for s in self.todo_slots)
+        return left
+
+    def describe(self):
+        from rcluster.resp.codec import Map
+        elapsed = max(self.updated - self.created, 1e-3)
+        return Map([
+            (b"name", self.name.encode()),
+            (b"operation", b"EXPORT"),
+            (b"slot_ranges", format_ranges(self.slots).encode()),
+            (b"target_node", self.node.name.encode()),
+            (b"source_node", self.cluster.myself.name.encode()),
+            (b"create_time", int(self.created)),
+            (b"last_update_time", int(self.updated)),
+            (b"state", self.state.encode()),
+            (b"message", self.message.encode()),
+            (b"keys_sent", self.keys_sent),
+            (b"keys_left", self.keys_left()),
+            (b"bytes_sent", self.bytes_sent),
+            (b"keys_per_sec", int(self.keys_sent / elapsed)),
+        ])
+
+    # -- start ---------------------------------------------------------------
+    def start(self):
+        reactor = self.m.cache.reactor
+        if not hasattr(reactor, "connectTCP"):
+            self._fail("no reactor to connect with")
+            return
+        self.m.exports.append(self)
+        factory = _ConnectFactory(self._connected, self._connect_failed)
+        reactor.connectTCP(self.node.ip, self.node.port, factory,
+                           timeout=5)
+
+    def _connect_failed(self, reason):
+        self._fail("can't connect to the target")
+
+    def _connected(self, proto):
+        if not self.active:
+            proto.transport.loseConnection()
+            return
+        self.proto = proto
+        proto.link = self
+        self.state = "snapshot"
+        password = self.server.settings.get("masterauth") \
+            if hasattr(self.server.settings, "get") else None
+        cmds = []
+        if password:
+            cmds.append([b"AUTH", password.encode()
+                         if isinstance(password, str) else password])
+        begin = [b"CLUSTER", b"SYNCSLOTS", b"BEGIN",
+                 self.cluster.myself.name.encode()]
+        for s in self.slots:
+            begin += [b"%d" % s, b"%d" % s]
+        cmds.append(begin)
+        self._send(cmds)
+        self._pump()
+
+    def closed(self):
+        """Link.closed(): the target connection went away."""
+        if self.active:
+            self._fail("connection to the target lost")
+
+    # -- sending ---------------------------------------------------------------
+    def _send(self, cmds):
+        if self.proto is None or self.proto.lost:
+            return
+        size = sum(len(a) for c in cmds for a in c) + 16 * len(cmds)
+        self.outstanding += len(cmds)
+        self.outstanding_bytes += size
+        self.bytes_sent += size
+        per = size // max(len(cmds), 1)
+        self.proto.send(cmds, [self._reply(per) for _ in cmds])
+
+    def _reply(self, size):
+        def on_reply(reply):
+            self.outstanding -= 1
+            self.outstanding_bytes -= size
+            if isinstance(reply, LinkLost):
+                return            # closed() reports it
+            if isinstance(reply, hiredis.ReplyError):
+                if self.active:
+                    self._fail("target replied: %s" % reply)
+                return
+            self.updated = self.server.clock.seconds()
+            if self.active:
+                self._schedule()
+        return on_reply
+
+    def _schedule(self):
+        if not self.pumping:
+            self.pumping = True
+            self.server.clock.callLater(0, self._pump)
+
+    def _window_full(self) -> bool:
+        return self.outstanding >= SYNC_WINDOW or \
+            self.outstanding_bytes >= SYNC_BYTES
+
+    def _key_cmds(self, key):
+        ks = self.server.keyspace
+        value = ks.lookup(key)
+        if value is None:
+            yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", b"DEL", key]
+            return
+        ttl = 0
+        when = ks.expire_time(key)
+        if when is not None:
+            ttl = max(when - self.server.now_ms(), 1)
+        first, rest = key_commands(key, value, ttl, True, b"RESTORE",
+                                   self.server.settings)
+        yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
+        if rest is not None:
+            for argv in rest:
+                yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
+
+    def _pump(self):
+        """Send what the window allows: listed keys, then changed keys;
+        at the end, pause and cut over."""
+        self.pumping = False
+        if not self.active or self.proto is None or self.finishing:
+            return
+        batch, size = [], 0
+        while not self._window_full() and size < SLICE_BYTES:
+            key = self._next_key()
+            if key is None:
+                break
+            for argv in self._key_cmds(key):
+                batch.append(argv)
+                size += sum(len(a) for a in argv)
+            self.keys_sent += 1
+        if batch:
+            self._send(batch)
+        if self.todo_slots or self.unsent:
+            if not self._window_full():
+                self._schedule()
+            return
+        self.state = "streaming" if self.paused_at is None else "paused"
+        if self.paused_at is None and len(self.dirty) <= CATCH_UP:
+            self._pause()
+        if self.paused_at is not None and not self.dirty and \
+                self.outstanding == 0:
+            self._finish()
+        elif self.dirty and not self._window_full():
+            self._schedule()
+
+    def _next_key(self):
+        while True:
+            if self.unsent:
+                key = self.unsent.popleft()
+                self.unsent_set.discard(key)
+                return key
+            if self.dirty:
+                key = next(iter(self.dirty))
+                del self.dirty[key]
+                return key
+            if not self.todo_slots:
+                return None
+            slot = self.todo_slots.popleft()
+            ks = self.server.keyspace
+            keys = ks.keys_in_slot(slot, ks.count_in_slot(slot))
+            self.listed.add(slot)
+            self.unsent.extend(keys)
+            self.unsent_set.update(keys)
+
+    def written(self, key):
+        """The key listener: a key of our slots changed."""
+        slot = keyslot(key)
+        if slot in self.listed and key not in self.unsent_set:
+            self.dirty[key] = None
+            if self.proto is not None and not self.finishing:
+                self._schedule()
+
+    # -- cut-over --------------------------------------------------------------
+    def _pause(self):
+        self.paused_at = self.server.clock.seconds()
+        self.state = "paused"
+        self.m.pause_slots(self)
+        self.pause_timer = self.server.clock.callLater(
+            PAUSE_LIMIT, self._pause_too_long)
+
+    def _pause_too_long(self):
+        self.pause_timer = None
+        if self.active and not self.finishing:
+            self._fail("the target did not catch up within %gs" % PAUSE_LIMIT)
+
+    def _finish(self):
+        self.finishing = True
+        self.state = "finishing"
+        callbacks = []
+
+        def done(reply):
+            self.outstanding -= 1
+            if not self.active:
+                return
+            if isinstance(reply, (LinkLost, hiredis.ReplyError)):
+                self._fail("FINISH refused: %s" % reply)
+                return
+            self._cut_over()
+        callbacks.append(done)
+        self.outstanding += 1
+        self.proto.send([[b"CLUSTER", b"SYNCSLOTS", b"FINISH"]], callbacks)
+
+    def _cut_over(self):
+        if self.pause_timer is not None and self.pause_timer.active():
+            self.pause_timer.cancel()
+        self.pause_timer = None
+        me = self.cluster.myself
+        if not me.is_master:
+            self._fail("this node is no longer a master")
+            return
+        self.engine.give_slots(self.slots, self.node)
+        self.state = "success"
+        self.updated = self.server.clock.seconds()
+        self.m.unpause_slots(self)
+        if self.proto is not None:
+            self.proto.link = None
+            self.proto.transport.loseConnection()
+        log.info("Slot migration {name} of {n} slots to {target} done",
+                 name=self.name, n=len(self.slots), target=self.node.name)
+        self.deleting.extend(self.slots)
+        self.server.clock.callLater(0, self._delete_some)
+
+    def _delete_some(self):
+        """The source deletes the moved keys, a slice per reactor turn."""
+        server = self.server
+        ks = server.keyspace
+        wp = server.write_path
+        lazy = server.settings.lazyfree_lazy_server_del
+        budget = DELETE_SLICE
+        gone = []
+        while self.deleting and budget > 0:
+            slot = self.deleting[0]
+            if self.cluster.slots[slot] is self.cluster.myself:
+                self.deleting.popleft()     # ours again: not to delete
+                continue
+            keys = ks.keys_in_slot(slot, budget)
+            if not keys:
+                self.deleting.popleft()
+                continue
+            for key in keys:
+                ks.delete(key)
+                wp.deleted(key, lazy)
+            gone.extend(keys)
+            budget -= len(keys)
+        if gone:
+            server.touch_watched(gone)
+            wp.flush(wrap=False)
+        if self.deleting:
+            server.clock.callLater(0, self._delete_some)
+
+    # -- the end ----------------------------------------------------------------
+    def cancel(self, message="canceled"):
+        if not self.active:
+            return False
+        self._stop("canceled", message)
+        return True
+
+    def _fail(self, message):
+        log.warn("Slot migration {name} failed: {message}", name=self.name,
+                 message=message)
+        self._stop("failed", message)
+
+    def _stop(self, state, message):
+        self.state = state
+        self.message = message
+        self.updated = self.server.clock.seconds()
+        if self.pause_timer is not None and self.pause_timer.active():
+            self.pause_timer.cancel()
+        self.pause_timer = None
+        self.m.unpause_slots(self)
+        proto, self.proto = self.proto, None
+        if proto is not None:
+            proto.link = None
+            if not proto.lost:
+                proto.send([[b"CLUSTER", b"SYNCSLOTS", b"CANCEL"]],
+                           [lambda reply: None])
+                proto.transport.loseConnection()
+
+    def check(self):
+        """Cron: a failover of either end cancels the move."""
+        if not self.active:
+            return
+        me = self.cluster.myself
+        if not me.is_master:
+            self._fail("this node became a replica")
+        elif not self.node.is_master or self.node.flags & 0x08:  # FAIL
+            self._fail("the target failed or is no longer a master")
+        elif any(self.cluster.slots[s] is not me for s in self.slots):
+            self._fail("the slots changed owner")
+
+
+class SlotImport:
+    """The target's side of one move: which slots this connection stages."""
+
+    def __init__(self, client, source, slots):
+        self.client = client
+        self.source = source
+        self.slots = set(slots)
+        self.created = client.server.clock.seconds()
+        self.keys = 0
+        self.state = "importing"
+
+
+def drop_staged(server, slots):
+    """Delete the keys of slots this node doesn't own (an import that was
+    canceled, or left over by a failed attempt)."""
+    cluster = server.cluster
+    ks = server.keyspace
+    wp = server.write_path
+    gone = []
+    for slot in slots:
+        if cluster.slots[slot] is cluster.myself:
+            continue
+        keys = ks.keys_in_slot(slot, ks.count_in_slot(slot))
+        for key in keys:
+            ks.delete(key)
+            wp.deleted(key)
+        gone.extend(keys)
+    if gone:
+        server.touch_watched(gone)
+        wp.flush(wrap=False)
+    return len(gone)

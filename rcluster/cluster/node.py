@@ -72,6 +72,7 @@ class ClusterNode:
         self.last_in_ping_gossip = 0
         self.reconnect_delay = 0       # ms; grows while connecting fails
         self.next_connect = 0          # no connection attempt before (ms)
+        self.cron_seq = 0              # its current entry in the cron heap
         self.fail_reports: dict = {}   # reporting node -> time (ms)
         self.ip = ""
         self.port = 0
@@ -149,7 +150,7 @@ class ClusterNode:
     def slot_ranges(self) -> list:
         """The slots as ascending (start, end) runs (shared, likewise)."""
         if self._ranges is None:
-            self._ranges = ranges_of(self.slots)
+            self._ranges = bitmap_ranges(self._slots)
         return self._ranges
 
     # -- replicas ---------------------------------------------------------
@@ -208,6 +209,19 @@ def slot_list(bitmap) -> list:
             base = byte_index << 3
             out.extend(base + bit for bit in _BITS_OF[byte])
     return out
+
+
+# Each byte value as the 8 slot bits it holds, lowest slot first.
+_BYTE_BITS = ["".join("1" if value & (1 << bit) else "0" for bit in range(8))
+              for value in range(256)]
+_RUN = re.compile("1+")
+
+
+def bitmap_ranges(bitmap) -> list:
+    """[(start, end), ...] runs of the slots set in a 2048-byte bitmap
+    (a reshard saves nodes.conf per SETSLOT: this is its hot spot)."""
+    bits = "".join([_BYTE_BITS[byte] for byte in bitmap])
+    return [(m.start(), m.end() - 1) for m in _RUN.finditer(bits)]
 
 
 def ranges_of(slots) -> list:

@@ -66,7 +66,7 @@ class Router:
             calls = c.multi
         else:
             calls = ((cmd, argv),)
-        if state.busy_slots and cmd.name != "exec":
+        if getattr(state, "busy_slots", None) and cmd.name != "exec":
             # A write to a key a MIGRATE has in flight waits for it (False:
             # the client is parked and runs the command again later).
             # Inside MULTI the queued write waits, so EXEC never has to.
@@ -96,7 +96,10 @@ class Router:
                     if owner is state.myself and \
                             state.migrating_to(slot) is not None:
                         migrating = True
-                    elif state.importing_from(slot) is not None:
+                    elif state.importing_from(slot) is not None and \
+                            state.myself.is_master:
+                        # (A replica records its master's import, from
+                        # the stream, but serves nothing of it.)
                         importing = True
                 elif key != firstkey:
                     if keyslot(key) != slot:

@@ -161,6 +161,9 @@ class ClusterState:
         # same as last time.
         self.fast_paths = True
         self.encoder = m.FrameEncoder()
+        # Nodes the engine's cron must look at soon whatever their
+        # deadlines (added, or a link of theirs freed): engine._due_nodes.
+        self.cron_wakeups: list = []
         self._first_update_time = 0
         self._among_minority_time = 0
         self._announced_ip = None
@@ -239,14 +242,18 @@ class ClusterState:
     def add_node(self, node: ClusterNode):
         assert node.name not in self.nodes, node.name
         self.nodes[node.name] = node
+        self.cron_wakeups.append(node)
 
     def lookup(self, name):
         """The node of that name (str or bytes), or None."""
         if isinstance(name, (bytes, bytearray)):
             name = bytes(name).decode("latin-1")
-        if not valid_name(name):
-            return None
-        return self.nodes.get(name)
+        node = self.nodes.get(name)
+        # Every name in the table was checked when its node was made, so
+        # a hit needs no check (a packet names known nodes all the time).
+        if node is not None or not valid_name(name):
+            return node
+        return None
 
     def rename_node(self, node: ClusterNode, new_name: str):
         log.debug("Renaming node {old} into {new}", old=node.name, new=new_name)
@@ -568,6 +575,7 @@ class ClusterState:
     def free_link(self, link: Link):
         node = link.node
         if node is not None:
+            self.cron_wakeups.append(node)
             if node.link is link:
                 node.link = None
             elif node.inbound_link is link:

@@ -80,6 +80,8 @@ def info_line(c, now: float, running=None) -> str:
         if queued else 0
     qbuf = c.query_buffer
     omem = sum(len(chunk) for chunk in c.out)
+    if c.output_pending is not None:      # what the transport still holds
+        omem += c.output_pending()
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={_text(c.name)} age={int(now) - int(c.created)} "

@@ -17,6 +17,7 @@ from rcluster.cluster.state import bus_port
 from rcluster.commands.common import NOT_INT, SYNTAX, parse_int
 from rcluster.commands.debug import debug_subcommand
 from rcluster.commands.table import CommandError, command, container
+from rcluster.memory import link_send_buffer
 from rcluster.resp.codec import OK, Map, Status, Verbatim
 
 DISABLED = "ERR This instance has cluster support disabled"
@@ -410,8 +411,8 @@ def cluster_links(c, argv):
             (b"node", link.node.name.encode()),
             (b"create-time", link.ctime),
             (b"events", events.encode()),
-            (b"send-buffer-allocated", link.pending_bytes),
-            (b"send-buffer-used", link.pending_bytes),
+            (b"send-buffer-allocated", link_send_buffer(link)),
+            (b"send-buffer-used", link_send_buffer(link)),
         ]))
     return reply
 
@@ -507,7 +508,53 @@ def cluster_setslot(c, argv):
     state = cluster_of(c)
     me = state.myself
     if me.is_replica:
+        if c.kind == "master":
+            return _replica_setslot(c, state, argv)
         raise CommandError("ERR Please use SETSLOT only with masters.")
+    reply = _master_setslot(c, state, me, argv)
+    _to_replicas(c, argv)
+    return reply
+
+
+def _to_replicas(c, argv):
+    """Replicas learn SETSLOT from their master's stream (as Valkey 8):
+    a failover in the middle of a migration keeps its state.  Only the
+    replicas get it (Valkey's PROPAGATE_REPL), not the AOF."""
+    repl = c.server.extensions.get("replication")
+    master = getattr(repl, "master", None)
+    if master is None or master.backlog is None or not master.replicas:
+        return
+    from rcluster.replication.backlog import encode_command
+    master.feed(encode_command([b"CLUSTER", *argv[1:]]))
+
+
+def _replica_setslot(c, state, argv):
+    """SETSLOT from our master's stream: record what it recorded."""
+    slot = _slot(argv[2])
+    action = argv[3].lower()
+    engine = engine_of(c)
+    node = None
+    if len(argv) == 5:
+        node = state.lookup(argv[4])
+        if node is None:
+            return OK
+    if action == b"migrating" and node is not None:
+        engine.set_slot_migrating(slot, node)
+    elif action == b"importing" and node is not None:
+        engine.set_slot_importing(slot, node)
+    elif action == b"stable":
+        engine.set_slot_stable(slot)
+    elif action == b"node" and node is not None:
+        state.importing.pop(slot, None)
+        state.migrating.pop(slot, None)
+        if state.slots[slot] is not node:
+            state.del_slot(slot)
+            state.add_slot(node, slot)
+        engine.done()
+    return OK
+
+
+def _master_setslot(c, state, me, argv):
     slot = _slot(argv[2])
     action = argv[3].lower()
     engine = engine_of(c)

@@ -313,7 +313,7 @@ def _wake(c, argv, started):
     server = c.server
     server.latency.record_completed(
         c, server.table.get("debug"), argv,
-        int((server.clock.seconds() - started) * 1e9))
+        round((server.clock.seconds() - started) * 1e9))
     c.complete(OK)
 
 

@@ -29,7 +29,7 @@ from rcluster.commands.longdouble import (increment_long_double, is_inf,
 from rcluster.commands.scanning import (SCAN_COMPLEXITY, hash_window,
                                         parse_cursor, parse_scan_options)
 from rcluster.commands.table import CommandError, command
-from rcluster.notify import GENERIC, HASH, notify
+from rcluster.notify import HASH, notify
 from rcluster.resp.codec import OK, Map
 
 _G = dict(group="hash")

@@ -618,7 +618,7 @@ def _stats(server):
         ("expired_time_cap_reached_count", 0),
         ("expire_cycle_cpu_milliseconds", 0),
         ("evicted_keys", stats.evicted_keys),
-        ("evicted_clients", 0),
+        ("evicted_clients", server.evictor.evicted_clients),
         ("total_eviction_exceeded_time", 0),
         ("current_eviction_exceeded_time", 0),
         ("keyspace_hits", stats.keyspace_hits),
@@ -628,7 +628,8 @@ def _stats(server):
         ("pubsubshard_channels", len(pubsub.shard_channels)),
         ("latest_fork_usec", 0),
         ("total_forks", 0),
-        ("migrate_cached_sockets", 0),
+        ("migrate_cached_sockets", len(server.extensions["migration"].cache)
+         if "migration" in server.extensions else 0),
         ("slave_expires_tracked_keys", 0),
         ("active_defrag_hits", 0),
         ("active_defrag_misses", 0),

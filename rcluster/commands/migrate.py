@@ -10,6 +10,7 @@ from __future__ import annotations
 from rcluster.cluster.migration import migrations_of
 from rcluster.commands.common import SYNTAX, parse_int
 from rcluster.commands.table import CommandError, KeySpec, command
+from rcluster.resp.codec import OK
 
 KEYS_NOT_EMPTY = ("ERR When using MIGRATE KEYS option, the key argument "
                   "must be set to the empty string")
@@ -133,3 +134,166 @@ def migrate(c, argv):
     keys = argv[first_key:first_key + num_keys]
     return migrations_of(server).migrate(c, host, port, dbid, timeout, copy,
                                          replace, username, password, keys)
+
+
+# -- atomic slot migration: CLUSTER MIGRATESLOTS and friends ------------------
+
+def _cluster_sub(name, arity, flags, summary, **kw):
+    return command(name, arity, flags, group="cluster", since="9.0.0",
+                   parent="cluster", complexity="O(N) where N is the total "
+                   "number of slots", summary=summary, **kw)
+
+
+def _slot_arg(arg) -> int:
+    from rcluster.commands.cluster import _slot
+    return _slot(arg)
+
+
+def _parse_moves(state, argv):
+    """SLOTSRANGE s e [s e ...] NODE id [SLOTSRANGE ... NODE id ...] ->
+    [(slots, node)]."""
+    moves = []
+    j = 2
+    argc = len(argv)
+    while j < argc:
+        if argv[j].lower() != b"slotsrange":
+            raise CommandError(SYNTAX)
+        j += 1
+        slots = []
+        while j + 1 < argc and argv[j].lower() != b"node":
+            start, end = _slot_arg(argv[j]), _slot_arg(argv[j + 1])
+            if start > end:
+                raise CommandError(f"ERR start slot number {start} is "
+                                   f"greater than end slot number {end}")
+            slots.extend(range(start, end + 1))
+            j += 2
+        if not slots or j + 1 >= argc or argv[j].lower() != b"node":
+            raise CommandError(SYNTAX)
+        node = state.lookup(argv[j + 1])
+        if node is None:
+            raise CommandError("ERR Unknown node %s"
+                               % argv[j + 1].decode("utf-8", "replace"))
+        moves.append((slots, node))
+        j += 2
+    return moves
+
+
+@_cluster_sub("migrateslots", -6, "admin stale no_async_loading",
+              "Migrate the given slots from this node to the specified "
+              "node atomically.")
+def cluster_migrateslots(c, argv):
+    from rcluster.commands.cluster import cluster_of
+    state = cluster_of(c)
+    me = state.myself
+    if not me.is_master:
+        raise CommandError("ERR Please use MIGRATESLOTS only with masters.")
+    moves = _parse_moves(state, argv)
+    m = migrations_of(c.server)
+    seen = set()
+    for slots, node in moves:
+        if node is me:
+            raise CommandError("ERR Can't migrate slots to myself")
+        if not node.is_master:
+            raise CommandError("ERR Target node is not a master")
+        for slot in slots:
+            if state.slots[slot] is not me:
+                raise CommandError(f"ERR I'm not the owner of hash slot {slot}")
+            if slot in seen or m.exporting(slot) is not None:
+                raise CommandError(f"ERR Slot {slot} is already being "
+                                   "migrated")
+            if state.migrating_to(slot) is not None or \
+                    state.importing_from(slot) is not None:
+                raise CommandError(f"ERR Slot {slot} has an open SETSLOT "
+                                   "migration")
+            seen.add(slot)
+    for slots, node in moves:
+        m.export(slots, node)
+    return OK
+
+
+@_cluster_sub("getslotmigrations", 2, "stale loading",
+              "Get the status of ongoing and recently finished slot "
+              "migrations.", tips=("nondeterministic_output",))
+def cluster_getslotmigrations(c, argv):
+    from rcluster.commands.cluster import cluster_of
+    from rcluster.resp.codec import Map
+    cluster_of(c)
+    m = migrations_of(c.server)
+    out = [job.describe() for job in m.exports]
+    for imp in m.imports.values():
+        from rcluster.cluster.migration import format_ranges
+        out.append(Map([
+            (b"operation", b"IMPORT"),
+            (b"slot_ranges", format_ranges(imp.slots).encode()),
+            (b"source_node", imp.source.name.encode()),
+            (b"create_time", int(imp.created)),
+            (b"state", imp.state.encode()),
+            (b"keys_received", imp.keys)]))
+    return out
+
+
+@_cluster_sub("cancelslotmigrations", 2, "admin stale",
+              "Cancel all the ongoing slot migrations of this node.")
+def cluster_cancelslotmigrations(c, argv):
+    from rcluster.commands.cluster import cluster_of
+    cluster_of(c)
+    m = migrations_of(c.server)
+    for job in m.exports:
+        job.cancel("canceled by CLUSTER CANCELSLOTMIGRATIONS")
+    return OK
+
+
+@_cluster_sub("syncslots", -3, "admin stale no_async_loading",
+              "An internal command of atomic slot migration (rcluster to "
+              "rcluster).", doc_flags=("syscmd",))
+def cluster_syncslots(c, argv):
+    from rcluster.commands.cluster import cluster_of, engine_of
+    from rcluster.commands.common import no_propagation
+    state = cluster_of(c)
+    server = c.server
+    m = migrations_of(server)
+    sub = argv[2].lower()
+    if sub == b"begin" and len(argv) >= 6 and len(argv) % 2 == 0:
+        if not state.myself.is_master:
+            raise CommandError("ERR Please use SYNCSLOTS only with masters.")
+        source = state.lookup(argv[3])
+        if source is None:
+            raise CommandError("ERR Unknown node %s"
+                               % argv[3].decode("utf-8", "replace"))
+        slots = []
+        for j in range(4, len(argv), 2):
+            start, end = _slot_arg(argv[j]), _slot_arg(argv[j + 1])
+            slots.extend(range(start, end + 1))
+        for slot in slots:
+            if state.slots[slot] is not source:
+                raise CommandError(f"ERR Slot {slot} is not served by "
+                                   f"{source.name}")
+        m.begin_import(c, source, slots)
+        return OK
+    imp = m.imports.get(c.id)
+    if imp is None:
+        raise CommandError("ERR No slot import in progress on this "
+                           "connection")
+    if sub == b"run" and len(argv) >= 4:
+        sub_argv = list(argv[3:])
+        cmd, error = server.table.lookup(sub_argv)
+        if cmd is None:
+            raise CommandError(error)
+        for key in cmd.keys(sub_argv):
+            from rcluster.cluster.keyslot import keyslot
+            if keyslot(key) not in imp.slots:
+                raise CommandError("ERR Key outside of the imported slots")
+        if not cmd.keys(sub_argv):
+            raise CommandError("ERR SYNCSLOTS RUN needs a keyed command")
+        reply = server.call(c, cmd, sub_argv, send=False)
+        no_propagation(c)
+        imp.keys += 1
+        return reply
+    if sub == b"finish" and len(argv) == 3:
+        m.end_import(c, cancel=False)
+        engine_of(c).take_slots(sorted(imp.slots))
+        return OK
+    if sub == b"cancel" and len(argv) == 3:
+        m.end_import(c, cancel=True)
+        return OK
+    raise CommandError(SYNTAX)

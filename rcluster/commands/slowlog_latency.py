@@ -12,7 +12,7 @@ _ACL = "dangerous"
 _ALL_NODES = "request_policy:all_nodes"
 _NONDET = "nondeterministic_output"
 
-# -- SLOWLOG -------------------------------------------------------------------
+# -- SLOWLOG ------------------------------------------------------------------
 
 container("slowlog", summary="A container for slow log commands",
           since="2.2.12", **_G)
@@ -68,7 +68,7 @@ slowlog_help = help_subcommand((
 ), parent="slowlog", since="6.2.0", **_G)
 
 
-# -- LATENCY -------------------------------------------------------------------
+# -- LATENCY ------------------------------------------------------------------
 
 container("latency", summary="A container for latency diagnostics commands",
           since="2.8.13", **_G)

@@ -80,6 +80,10 @@ def deadline_ms(c, arg, flags, name):
 def set_(c, argv):
     ks = c.server.keyspace
     if len(argv) == 3:
+        if ks.expires:
+            # lookupKeyWrite: a key past its deadline expires first (its
+            # DEL and "expired" event), then a new one is set.
+            ks.lookup(argv[1])
         ks.set(argv[1], argv[2])
         if c.server.notify_flags:
             notify(c, STRING, b"set", argv[1])
@@ -210,6 +214,10 @@ def mget(c, argv):
         value = lookup(key)
         out.append(value if value.__class__ is bytes else bytes(value)
                    if value.__class__ is bytearray else None)
+    if c.server.notify_flags & KEY_MISS:
+        for key, value in zip(argv[1:], out):
+            if value is None and lookup(key) is None:   # not a WRONGTYPE
+                notify(c, KEY_MISS, b"keymiss", key)
     return out
 
 
@@ -222,6 +230,8 @@ def _mset(c, argv, nx):
             if ks.lookup(argv[j]) is not None:
                 return 0
     for j in range(1, len(argv), 2):
+        if ks.expires:
+            ks.lookup(argv[j])      # lookupKeyWrite: expire a due key first
         ks.set(argv[j], argv[j + 1])
         notify(c, STRING, b"set", argv[j])
     return 1 if nx else OK

@@ -33,6 +33,15 @@ class LzfError(ValueError):
     pass
 
 
+# python-lzf itself, for hot paths that checked the arguments already
+# (the RDB codec's short strings): raw_compress(data: bytes, max_length)
+# runs lzf_compress with out_len = max_length + 1 (data longer than 1
+# byte, max_length > 0); raw_decompress(data: bytes, length) returns None
+# (or raises ValueError) on bad data and may return fewer bytes.
+raw_compress = _lzf.compress
+raw_decompress = _lzf.decompress
+
+
 def compress(data, out_len: int | None = None):
     """LZF-compress data; None if the result wouldn't fit out_len bytes
     (lzf_compress returning 0).  out_len None: no limit."""

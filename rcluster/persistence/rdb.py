@@ -71,6 +71,8 @@ from rcluster.persistence.crc64 import crc64
 from rcluster.persistence.lzf import LzfError
 from rcluster.persistence.lzf import compress as lzf_compress
 from rcluster.persistence.lzf import decompress as lzf_decompress
+from rcluster.persistence.lzf import raw_compress as _lzf_raw_compress
+from rcluster.persistence.lzf import raw_decompress as _lzf_raw_decompress
 from rcluster.zset import ZSet
 
 RDB_VERSION = 10
@@ -125,6 +127,7 @@ Aux = namedtuple("Aux", "name value")
 SelectDb = namedtuple("SelectDb", "db")
 ResizeDb = namedtuple("ResizeDb", "size expires")
 Entry = namedtuple("Entry", "key value expire_ms idle freq")
+_new_tuple = tuple.__new__      # Entry without namedtuple's Python __new__
 Function = namedtuple("Function", "code")
 End = namedtuple("End", "")
 
@@ -210,6 +213,7 @@ def zset_fits_listpack(pairs_count: int, max_member: int, settings) -> bool:
 # -- primitive encoders -------------------------------------------------------
 
 _LEN1 = [bytes((n,)) for n in range(64)]
+_LZF_HEAD = [bytes((0xc3, n)) for n in range(64)]   # + the raw length
 
 
 def encode_length(n: int) -> bytes:
@@ -235,17 +239,26 @@ def _encode_int(v: int):
 def encode_string(s, compress: bool = True) -> bytes:
     """rdbSaveRawString: int-encoded, LZF, or verbatim."""
     n = len(s)
-    if n <= 11 and n and _INT.match(s):
+    # (an integer starts with '-' or a digit: skip the regex otherwise)
+    if n <= 11 and n and 45 <= s[0] <= 57 and _INT.match(s):
         enc = _encode_int(int(s))
         if enc is not None:
             return enc
-    if compress and n > 20:
+    if s.__class__ is not bytes:
+        s = bytes(s)
+    if n < 64:
+        if n > 20 and compress:
+            # lzf_compress(s, n, out, n - 4): python-lzf's max_length is
+            # liblzf's out_len - 1 (n > 1 here).
+            packed = _lzf_raw_compress(s, n - 5)
+            if packed is not None:
+                return _LZF_HEAD[len(packed)] + _LEN1[n] + packed
+        return _LEN1[n] + s
+    if compress:
         packed = lzf_compress(s, n - 4)
         if packed is not None:
             return b"\xc3" + encode_length(len(packed)) + \
                 encode_length(n) + packed
-    if s.__class__ is not bytes:
-        s = bytes(s)
     return encode_length(n) + s
 
 
@@ -283,26 +296,34 @@ def lp_int_entry(v: int) -> bytes:
     return b"\xf4" + v.to_bytes(8, "little", signed=True) + b"\x09"
 
 
+_LP_STR_HEAD = [bytes((0x80 | n,)) for n in range(64)]
+_LP_STR_BACK = [bytes((n + 1,)) for n in range(64)]
+
+
 def lp_entry(s) -> bytes:
     """One listpack entry for a string (an integer if it spells one)."""
     n = len(s)
-    if n <= 20 and n and _INT.match(s):
+    if n <= 20 and n and 45 <= s[0] <= 57 and _INT.match(s):
         v = int(s)
         if _LLONG_MIN <= v <= _LLONG_MAX:
             return lp_int_entry(v)
     if s.__class__ is not bytes:
         s = bytes(s)
     if n < 64:
-        return bytes((0x80 | n,)) + s + _backlen(n + 1)
+        return _LP_STR_HEAD[n] + s + _LP_STR_BACK[n]
     if n < 4096:
         return bytes((0xe0 | (n >> 8), n & 0xff)) + s + _backlen(n + 2)
     return b"\xf0" + n.to_bytes(4, "little") + s + _backlen(n + 5)
 
 
+_LP_HEADER = struct.Struct("<IH").pack
+
+
 def listpack_from_entries(entries) -> bytes:
     body = b"".join(entries)
-    return struct.pack("<IH", len(body) + 7, min(len(entries), 65535)) + \
-        body + b"\xff"
+    n = len(entries)
+    return b"".join((_LP_HEADER(len(body) + 7, n if n < 65535 else 65535),
+                     body, b"\xff"))
 
 
 def listpack_encode(items) -> bytes:
@@ -373,6 +394,11 @@ def _quicklist_nodes(items, fill):
         size_limit = _OPT_LEVEL[offset] if offset < 5 else -1
     else:
         size_limit = -1
+    if 0 < size_limit < threshold and items and \
+            sum(map(len, items)) + 8 * len(items) + 7 <= size_limit:
+        # Fast path: every RPUSH passes the size test (an entry is at
+        # most 8 bytes longer than its element), so one packed node.
+        return [[lp_entry(item) for item in items]]
     for item in items:
         sz = len(item)
         if sz >= threshold:
@@ -527,6 +553,11 @@ def load_payload(payload: bytes, settings=None):
 
 
 def _is_empty(value) -> bool:
+    cls = value.__class__
+    if cls in _CONTAINERS:
+        return not value
+    if cls is bytes:
+        return False
     # A stream may be empty (XGROUP CREATE ... MKSTREAM, XDEL): it is a key.
     if getattr(value, "TYPE_NAME", None) == "stream":
         return False
@@ -534,7 +565,13 @@ def _is_empty(value) -> bool:
         hasattr(value, "__len__") and len(value) == 0
 
 
+_CONTAINERS = frozenset((deque, dict, set, list, ZSet))
+
+
 # -- RDB files: writer --------------------------------------------------------
+
+_TYPE_BYTE = [bytes((n,)) for n in range(256)]
+_EXPIRE_MS = struct.Struct("<Bq").pack
 
 class RdbWriter:
     """Encodes an RDB file piece by piece; keeps the running CRC64 (batched
@@ -586,14 +623,19 @@ class RdbWriter:
     def entry(self, key: bytes, value, expire_ms=None) -> bytes:
         compress = self.enc.compress
         if value.__class__ is bytes:
-            head = b"\x00" + encode_string(key, compress)
-            body = encode_string(value, compress)
+            data = b"\x00" + encode_string(key, compress) + \
+                encode_string(value, compress)
         else:
             rdb_type, body = encode_value(value, self.enc)
-            head = bytes((rdb_type,)) + encode_string(key, compress)
+            data = _TYPE_BYTE[rdb_type] + encode_string(key, compress) + body
         if expire_ms is not None:
-            head = b"\xfc" + struct.pack("<q", expire_ms) + head
-        return self._out(head + body)
+            data = _EXPIRE_MS(OP_EXPIRETIME_MS, expire_ms) + data
+        if self.checksum:       # _out, inlined
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size >= self._BATCH:
+                self._flush_crc()
+        return data
 
     def footer(self) -> bytes:
         self._out(b"\xff")
@@ -654,13 +696,32 @@ class Cursor:
         end = self.end
         if pos >= end:
             raise _NeedMore(pos + 1)
-        b = self.buf[pos]
+        buf = self.buf
+        b = buf[pos]
         if b < 64:              # the common case: a short verbatim string
             stop = pos + 1 + b
             if stop > end:
                 raise _NeedMore(stop)
             self.pos = stop
-            return self.buf[pos + 1:stop]
+            return buf[pos + 1:stop]
+        if b == 0xc3 and pos + 2 < end and buf[pos + 1] < 64 and \
+                buf[pos + 2] < 64:
+            # LZF with two short lengths (compressed, then raw), inlined
+            clen = buf[pos + 1]
+            ulen = buf[pos + 2]
+            start = pos + 3
+            stop = start + clen
+            if ulen and ulen <= clen * 88:
+                if stop > end:
+                    raise _NeedMore(stop)
+                try:
+                    out = _lzf_raw_decompress(buf[start:stop], ulen)
+                except ValueError:
+                    out = None
+                if out is None or len(out) != ulen:
+                    raise RdbError("Invalid LZF compressed string")
+                self.pos = stop
+                return out
         if b >> 6 != 3:
             n = self.length()
             return self.read(n)
@@ -675,13 +736,18 @@ class Cursor:
         if kind == 3:
             clen = self.length()
             ulen = self.length()
-            if ulen > clen * 89 + 64:
-                raise RdbError("Invalid LZF compressed string")
+            if ulen > clen * 88 or not ulen:
+                if ulen or clen:
+                    raise RdbError("Invalid LZF compressed string")
+                return b""
             packed = self.read(clen)
             try:
-                return lzf_decompress(packed, ulen)
-            except LzfError as err:
-                raise RdbError("Invalid LZF compressed string") from err
+                out = _lzf_raw_decompress(packed, ulen)
+            except ValueError:
+                out = None
+            if out is None or len(out) != ulen:
+                raise RdbError("Invalid LZF compressed string")
+            return out
         raise RdbError("Unknown RDB string encoding type %d" % kind)
 
 def _bad(what):
@@ -825,9 +891,10 @@ def _text(x) -> bytes:
 def _pairs_to_dict(items, what) -> dict:
     if len(items) % 2:
         _bad("%s with odd number of elements" % what)
-    out = {}
-    for i in range(0, len(items), 2):
-        out[_text(items[i])] = _text(items[i + 1])
+    out = dict(zip([x if x.__class__ is bytes else b"%d" % x
+                    for x in items[0::2]],
+                   [x if x.__class__ is bytes else b"%d" % x
+                    for x in items[1::2]]))
     if len(out) * 2 != len(items):
         _bad("Duplicate hash fields detected")
     return out
@@ -847,6 +914,17 @@ def _parse_score(x) -> float:
 
 
 def _zset_from_pairs(pairs, settings) -> ZSet:
+    scores = dict(pairs)
+    total = sum(scores.values())
+    if len(scores) == len(pairs) and total == total:   # no NaN, no dup
+        maxlen = max(map(len, scores)) if scores else 0
+        settings = settings if settings is not None else DEFAULTS
+        return ZSet(scores, compact=zset_fits_listpack(len(scores), maxlen,
+                                                       settings))
+    return _zset_from_pairs_checked(pairs, settings)
+
+
+def _zset_from_pairs_checked(pairs, settings) -> ZSet:
     scores = {}
     maxlen = 0
     for member, score in pairs:
@@ -865,8 +943,10 @@ def _zset_from_pairs(pairs, settings) -> ZSet:
 def _zset_flat(items, settings) -> ZSet:
     if len(items) % 2:
         _bad("Zset listpack with odd number of elements")
-    pairs = [(_text(items[i]), _parse_score(items[i + 1]))
-             for i in range(0, len(items), 2)]
+    pairs = list(zip([x if x.__class__ is bytes else b"%d" % x
+                      for x in items[0::2]],
+                     [float(x) if x.__class__ is int else _parse_score(x)
+                      for x in items[1::2]]))
     return _zset_from_pairs(pairs, settings)
 
 
@@ -1249,35 +1329,63 @@ class RdbReader:
         partial = self._partial
         key, expire, idle, freq, rdb_type, remaining, container = partial
         item = _RESUMABLE[rdb_type][1]
-        while remaining:
-            item(cur, container)
-            remaining -= 1
+        start = self._start
+        try:
+            while remaining:
+                item(cur, container)
+                remaining -= 1
+                start = cur.pos
+        finally:
+            # the items read so far stay read (a _NeedMore resumes here)
             partial[5] = remaining
-            self._start = cur.pos
+            self._start = start
         if rdb_type in (TYPE_ZSET, TYPE_ZSET_2):
             container = _zset_from_pairs(container, self.settings)
         self._partial = None
         if _is_empty(container):
             self.empty_keys_skipped += 1
         else:
-            append(Entry(key, container, expire, idle, freq))
+            append(_new_tuple(Entry, (key, container, expire, idle, freq)))
 
     def _records(self, cur, records):
         """Parse whole records, moving self._start past each."""
         settings = self.settings
         append = records.append
         string = cur.string
+        buf = cur.buf
+        end = cur.end
+        new = _new_tuple
         expire = idle = freq = None
         if self._partial is not None:
             self._continue(cur, append)
         while True:
-            op = cur.byte()
+            pos = cur.pos
+            if pos >= end:
+                raise _NeedMore(pos + 1)
+            op = buf[pos]
+            pos += 1
             if op == TYPE_STRING:       # the common case, inlined
-                key = string()
-                append(Entry(key, string(), expire, idle, freq))
+                # a short verbatim key (and value) is sliced right here
+                if pos < end and buf[pos] < 64 and \
+                        (stop := pos + 1 + buf[pos]) < end:
+                    key = buf[pos + 1:stop]
+                    b = buf[stop]
+                    if b < 64 and (vstop := stop + 1 + b) <= end:
+                        value = buf[stop + 1:vstop]
+                        cur.pos = vstop
+                    else:
+                        cur.pos = stop
+                        value = string()
+                else:
+                    cur.pos = pos
+                    key = string()
+                    value = string()
+                append(new(Entry, (key, value, expire, idle, freq)))
                 expire = idle = freq = None
                 self._start = cur.pos
-            elif op < 245:
+                continue
+            cur.pos = pos
+            if op < 245:
                 key = string()
                 resumable = _RESUMABLE.get(op)
                 if resumable is not None:
@@ -1291,7 +1399,7 @@ class RdbReader:
                     if _is_empty(value):
                         self.empty_keys_skipped += 1
                     else:
-                        append(Entry(key, value, expire, idle, freq))
+                        append(new(Entry, (key, value, expire, idle, freq)))
                 expire = idle = freq = None
                 self._start = cur.pos
             elif op == OP_EXPIRETIME_MS:

@@ -8,10 +8,13 @@ maxclients, then protected mode.
 from __future__ import annotations
 
 import socket
+from functools import partial
 
 from twisted.internet import tcp
 from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
+
+from rcluster.memory import check_output_limits, transport_pending
 
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
 MAX_CLIENTS_CLUSTER = (b"-ERR max number of clients + cluster connections "
@@ -80,7 +83,7 @@ def set_keepalive(transport, interval: int):
         pass    # not a TCP socket after all: keepalive is best effort
 
 
-def write_through(transport):
+def write_through(transport, queued=None):
     """transport.write, sending at once when nothing is queued.
 
     Twisted queues every write for the next reactor pass, which costs two
@@ -91,6 +94,8 @@ def write_through(transport):
     if not isinstance(transport, tcp.Connection):
         return transport.write      # TLS wrappers, unix sockets, tests
     send = transport.socket.send
+    # ``queued()`` runs after bytes were left queued (output buffer
+    # limits, rcluster/memory.py): never on the fast path.
 
     def write(data):
         if not transport.dataBuffer and not transport._tempDataBuffer \
@@ -103,6 +108,8 @@ def write_through(transport):
                 return
             data = data[sent:]
         transport.write(data)
+        if queued is not None:
+            queued()
     return write
 
 
@@ -132,8 +139,10 @@ class RespProtocol(Protocol):
         self.client = server.new_client(
             format_address(peer, unixsocket),
             format_address(transport.getHost(), unixsocket),
-            write_through(transport),
+            write_through(transport, self._output_queued),
             transport.loseConnection)
+        if isinstance(transport, tcp.Connection):
+            self.client.output_pending = partial(transport_pending, transport)
         self.client.tls = self.factory.tls
         handle = getattr(transport, "getHandle", None)
         if handle is not None:
@@ -156,6 +165,11 @@ class RespProtocol(Protocol):
                 and not is_local(peer):
             return PROTECTED_MODE
         return None
+
+    def _output_queued(self):
+        """client-output-buffer-limit (rcluster/memory.py)."""
+        if self.client is not None:
+            check_output_limits(self.client, self.transport)
 
     def dataReceived(self, data):
         client = self.client

@@ -394,6 +394,10 @@ class Scripting:
             table[b"ignore_error_stats_update"] = True
             return table, True
         reply = server.call(client, cmd, argv, send=False)
+        if ctx.caller.tracking is not None and "readonly" in cmd.flags and \
+                ctx.caller_argv is not None:
+            # Client-side caching: the script's keys, for its caller.
+            server.tracking.script_read(ctx.caller, ctx.caller_argv)
         if client.out:
             client.out.clear()
         if reply.__class__ is Error:

@@ -8,8 +8,10 @@ streams, bitmaps, HyperLogLog, geo, SORT, DUMP/RESTORE), expiry (lazy and
 active) and, when rcluster has eviction, the ``evicted`` event.
 """
 import importlib.util
+import threading
 import time
 
+import redis
 from twisted.trial import unittest
 
 from tests.integration.harness import have, start_node
@@ -158,8 +160,8 @@ class NotificationsSideBySide(unittest.TestCase):
             run(r)
             time.sleep(settle)
             events = []
-            while True:
-                msg = sub.get_message(timeout=0.2)
+            while True:     # until the subscriber has been quiet a while
+                msg = sub.get_message(timeout=0.5)
                 if msg is None:
                     break
                 events.append((msg["channel"], msg["data"]))
@@ -192,6 +194,12 @@ class NotificationsSideBySide(unittest.TestCase):
             r.set("lazy", "v", px=20)
             time.sleep(0.1)
             self.assertIsNone(r.get("lazy"))        # lazy expiry
+            for key in ("over", "mover"):
+                r.set(key, "v", px=20)
+            time.sleep(0.1)
+            r.set("over", "w")                      # SET over an expired key
+            r.mset({"mover": "w"})
+            r.delete("over", "mover")
             r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
             r.set("active", "v", px=20)
             deadline = time.monotonic() + 5
@@ -202,11 +210,40 @@ class NotificationsSideBySide(unittest.TestCase):
         self.assertIn((b"__keyevent@0__:expired", b"active"), out["rcluster"])
         self._compare(out)
 
+    def test_blocked_clients_served(self):
+        def run(r):
+            waiter = redis.Redis(host="127.0.0.1",
+                                 port=r.connection_pool.connection_kwargs[
+                                     "port"], socket_timeout=10)
+            self.addCleanup(waiter.close)
+            for block, push in (
+                    (lambda: waiter.blpop(["bl"], 5),
+                     lambda: r.rpush("bl", "a")),
+                    (lambda: waiter.blmove("bm", "dst", 5, "LEFT", "RIGHT"),
+                     lambda: r.lpush("bm", "x", "y")),
+                    (lambda: waiter.bzpopmin(["bz"], 5),
+                     lambda: r.zadd("bz", {"m": 1})),
+                    (lambda: waiter.xread({"bx": "$"}, block=5000),
+                     lambda: r.xadd("bx", {"f": "v"}, id="1-0"))):
+                result = []
+                thread = threading.Thread(
+                    target=lambda: result.append(block()), daemon=True)
+                thread.start()
+                deadline = time.monotonic() + 5
+                while r.info("clients")["blocked_clients"] != 1:
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.01)
+                push()
+                thread.join(10)
+                self.assertTrue(result and result[0])
+        self._compare(self._events(run))
+
     def test_new_and_keymiss(self):
         def run(r):
             r.config_set("notify-keyspace-events", "KEAnm")
             r.set("n1", "v")
             r.get("missing")
+            r.mget("n1", "missing2", "missing3")
             r.rpush("n2", "a")
             r.hget("missing", "f")
             r.config_set("notify-keyspace-events", "KEA")
@@ -214,7 +251,7 @@ class NotificationsSideBySide(unittest.TestCase):
 
     def test_eviction(self):
         if importlib.util.find_spec("rcluster.eviction") is None:
-            self.skipTest("rcluster has no eviction yet (rcluster/eviction.py)")
+            self.skipTest("no rcluster/eviction.py yet")
 
         def run(r):
             r.set("victim", "v")

@@ -13,12 +13,15 @@ longest is logged, not asserted) and no node gets flagged PFAIL.
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
 
 from twisted.trial.unittest import TestCase
 
+from rcluster.localcluster import masters_of
 from tests.integration.harness import NodeProcess, have
 from tests.integration.test_cluster_clients import create
 from tests.integration.test_cluster_formation import wait_for
@@ -111,7 +114,8 @@ class ReshardTests(TestCase):
         # The fourth node joins empty, then rebalance fills it.
         cli_cluster("add-node", d.address, a.address)
         wait_for(lambda: all(f":{d.port}@" in n.cli("cluster", "nodes")
-                             for n in (a, b, c)) and checked(a), 30)
+                             for n in (a, b, c)) and checked(a) and
+                 "cluster_state:ok" in d.cli("cluster", "info"), 30)
         t0 = time.monotonic()
         cli_cluster("rebalance", a.address, "--cluster-use-empty-masters")
         rebalance_s = time.monotonic() - t0
@@ -186,6 +190,159 @@ class ReshardTests(TestCase):
                                            slot), 0)
         for n in self.nodes:
             self.assertNotIn("fail", n.cli("cluster", "nodes"))
+
+
+def tool(*args) -> str:
+    import sys
+    result = subprocess.run([sys.executable, "-m", "rcluster.localcluster",
+                             *args], capture_output=True, text=True,
+                            timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"rcluster-cluster {args[0]} failed:\n"
+                             + result.stdout + result.stderr)
+    return result.stdout
+
+
+def errorstat(node, code) -> int:
+    client = node.client()
+    try:
+        return client.info("errorstats").get(f"errorstat_{code}",
+                                             {}).get("count", 0)
+    finally:
+        client.close()
+
+
+def migrations(node) -> list:
+    client = node.client()
+    try:
+        out = []
+        for entry in client.execute_command("CLUSTER", "GETSLOTMIGRATIONS"):
+            if isinstance(entry, list):
+                entry = dict(zip(entry[::2], entry[1::2]))
+            out.append({k.decode(): v.decode() if isinstance(v, bytes) else v
+                        for k, v in entry.items()})
+        return out
+    finally:
+        client.close()
+
+
+def move_done(node):
+    jobs = [j for j in migrations(node) if j["operation"] == "EXPORT"]
+    if jobs and jobs[-1]["state"] in ("success", "failed", "canceled"):
+        return jobs[-1]
+    return None
+
+
+class AtomicMoveTests(TestCase):
+    """CLUSTER MIGRATESLOTS under a live writer: no ASK, no TRYAGAIN."""
+    timeout = 600
+
+    def setUp(self):
+        if not have("redis-cli"):
+            self.skipTest("redis-cli not installed")
+        self.nodes = []
+        for _ in range(3):
+            node = NodeProcess(cluster=True, directives=DIRECTIVES)
+            self.addCleanup(node.cleanup)
+            node.start()
+            self.nodes.append(node)
+        create(self.nodes, 0)
+        wait_for(lambda: checked(self.nodes[0]) and all(
+            "cluster_state:ok" in n.cli("cluster", "info")
+            for n in self.nodes), 30)
+
+    def verify(self, writer, a):
+        from redis.cluster import RedisCluster
+        rc = RedisCluster(host="127.0.0.1", port=a.port, socket_timeout=10)
+        try:
+            keys = sorted(writer.last)
+            values = rc.mget_nonatomic(keys)
+            wrong = [(k, v, writer.last[k]) for k, v in zip(keys, values)
+                     if v is None or int(v) != writer.last[k]]
+            self.assertEqual(wrong[:10], [])
+        finally:
+            rc.close()
+        self.assertEqual(sum(int(n.cli("dbsize")) for n in self.nodes
+                             if n.proc is not None), len(writer.last))
+
+    def test_atomic_move_under_writes(self):
+        a, b, c = self.nodes
+        writer = Writer(a.port)
+        writer.start()
+        self.addCleanup(setattr, writer, "stop_flag", True)
+        wait_for(lambda: writer.rounds >= 1 or writer.errors, 120)
+        t0 = time.monotonic()
+        out = tool("reshard", "--port", str(a.port), "--from", node_id(a),
+                   "--to", node_id(b), "--slots", "4096")
+        self.assertIn("(atomic)", out)
+        job = move_done(a)
+        took = time.monotonic() - t0
+        self.assertEqual(job["state"], "success", job)
+        t0 = time.monotonic()
+        out = tool("rebalance", "--port", str(a.port))
+        rebalance_s = time.monotonic() - t0
+        rounds = writer.rounds
+        wait_for(lambda: writer.rounds >= rounds + 1 or writer.errors, 120)
+        writer.stop_flag = True
+        writer.join(60)
+        print(f"rcluster-cluster reshard (MIGRATESLOTS) of 4096 slots: "
+              f"{took:.1f}s, {job}; rebalance {rebalance_s:.1f}s:\n{out}")
+        self.assertEqual(writer.errors, [])
+        counts = sorted(len(m[3]) for m in masters_of(a.port))
+        self.assertEqual(counts, [5461, 5461, 5462])
+        wait_for(lambda: checked(a), 30)
+        self.verify(writer, a)
+        for n in self.nodes:
+            self.assertEqual(errorstat(n, "ASK"), 0)
+            self.assertEqual(errorstat(n, "TRYAGAIN"), 0)
+        self.assertEqual(int(a.cli("cluster", "countkeysinslot", "100")), 0)
+
+    def test_target_killed_mid_move(self):
+        a, b, c = self.nodes
+        r = a.client()
+        # Enough data in slots 0-4095 for the move to take a while.
+        big = b"x" * 2000
+        keys = []
+        i = 0
+        from rcluster.cluster.keyslot import keyslot
+        while len(keys) < 20_000:
+            key = b"big:%d" % i
+            if keyslot(key) < 4096:
+                keys.append(key)
+            i += 1
+        for start in range(0, len(keys), 5000):
+            p = r.pipeline(transaction=False)
+            for key in keys[start:start + 5000]:
+                p.set(key, big)
+            p.execute()
+        # Freeze the target so that the move is surely half done when it
+        # dies: connected, data sent, nothing acknowledged.
+        b_id = node_id(b)
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        a.cli("cluster", "migrateslots", "slotsrange", "0", "4095", "node",
+              b_id)
+        wait_for(lambda: migrations(a)[-1]["keys_sent"] > 0, 30)
+        self.assertEqual(migrations(a)[-1]["state"], "snapshot")
+        b.kill()
+        job = wait_for(lambda: move_done(a), 60, "the move to fail")
+        self.assertEqual(job["state"], "failed", job)
+        # The slots stayed with the source, every key still there.
+        self.assertEqual(_owner(a, keys[0].decode()), a.port)
+        self.assertEqual(int(a.cli("dbsize")), len(keys))
+        self.assertEqual(a.client().execute_command(
+            "CLUSTER", "COUNTKEYSINSLOT", keyslot(keys[0])),
+            sum(1 for k in keys if keyslot(k) == keyslot(keys[0])))
+        # Restart the target: the move can be run again, and succeeds.
+        b.start()
+        wait_for(lambda: "cluster_state:ok" in a.cli("cluster", "info") and
+                 "cluster_state:ok" in b.cli("cluster", "info"), 60)
+        a.cli("cluster", "migrateslots", "slotsrange", "0", "4095", "node",
+              b_id)
+        job = wait_for(lambda: move_done(a), 120, "the second move")
+        self.assertEqual(job["state"], "success", job)
+        wait_for(lambda: checked(a), 30)
+        self.assertEqual(int(b.cli("dbsize")), len(keys))
+        self.assertEqual(int(a.cli("dbsize")), 0)
 
 
 def _owner(node, key) -> int:

@@ -168,7 +168,7 @@ class AllKeysLRUTests(EvictionTestCase):
         self.call("WATCH", "key:000")
         self.clock.advance(5)
         other = self.connect()
-        for i in range(200):
+        for i in range(600):
             self.call("SET", "new:%03d" % i, VALUE, client=other)
         self.assertIsNone(self.call("GET", "key:000"))
         self.call("MULTI")
@@ -256,8 +256,11 @@ class PoolTests(EvictionTestCase):
             self.ks.set(b"k%d" % i, b"v")
             if i % 2:
                 self.ks.set_expire(b"k%d" % i, 10 ** 15)
+        # More asked than there are: every key once (dictGetSomeKeys).
         keys = eviction.sample_keys(self.ks, 50)
-        self.assertEqual(len(keys), 50)
+        self.assertEqual(sorted(keys), sorted(self.ks.iter_keys()))
+        keys = eviction.sample_keys(self.ks, 5)
+        self.assertEqual(len(set(keys)), 5)
         self.assertTrue(all(k in self.ks for k in keys))
         volatile = eviction.sample_volatile(self.ks, 10)
         self.assertTrue(volatile and all(k in self.ks.expires
@@ -281,3 +284,31 @@ class TenacityTests(EvictionTestCase):
             self.clock.advance(0)
         self.assertFalse(self.server.evictor.timer_running)
         self.assertUnderLimit()
+
+
+class EvictedEventTests(EvictionTestCase):
+    policy = "allkeys-lru"
+
+    def test_evicted_keyspace_event(self):
+        self.call("CONFIG", "SET", "notify-keyspace-events", "Ee")
+        sub = self.connect()
+        self.raw("SUBSCRIBE", "__keyevent@0__:evicted", client=sub)
+        self.pending(sub)
+        self.fill(150)
+        received = self.pending(sub)
+        self.assertIn(b"__keyevent@0__:evicted", received)
+        self.assertEqual(received.count(b"$7\r\nmessage\r\n"),
+                         self.server.stats.evicted_keys)
+
+
+class ReplicaTests(EvictionTestCase):
+    policy = "allkeys-lru"
+
+    def test_replica_ignores_maxmemory(self):
+        self.server.role = "replica"
+        self.assertEqual(self.server.evictor.perform(), eviction.EVICT_OK)
+        for i in range(300):
+            self.ks.set(b"k%03d" % i, VALUE.encode())   # as from a master
+        self.assertIsNone(self.server.evictor.before_command(
+            self.server.clients[1], self.server.table.lookup([b"SET"])[0]))
+        self.assertEqual(self.server.stats.evicted_keys, 0)

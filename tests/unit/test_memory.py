@@ -49,7 +49,18 @@ class AccountingTests(ServerTestCase):
         self.call("LTRIM", "l", 0, 9)
         self.call("SPOP", "s", 250)
         self.assertConsistent()
-        for key in ("l", "h", "s", "z", "x"):
+        # Containers replacing containers and strings, and the reverse.
+        self.call("SADD", "s2", *range(100))
+        self.call("SUNIONSTORE", "s", "s", "s2")
+        self.call("SINTERSTORE", "s2", "s", "s2")
+        self.call("SET", "str", "v")
+        self.call("SUNIONSTORE", "str", "s2")
+        self.call("SET", "s2", "now a string")
+        self.call("COPY", "h", "h2")
+        self.call("COPY", "z", "h2", "REPLACE")
+        self.call("RENAME", "z", "s2")
+        self.assertConsistent()
+        for key in ("l", "h", "s", "x", "s2", "str", "h2"):
             self.call("DEL", key)
         self.assertEqual(self.ks.used, 0)
 
@@ -160,3 +171,82 @@ class AccessTests(ServerTestCase):
         self.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
         self.call("RESTORE", "k2", 0, payload, "FREQ", 100)
         self.assertEqual(self.call("OBJECT", "FREQ", "k2"), 100)
+
+
+class ClientEvictionTests(ServerTestCase):
+    directives = {"maxmemory_clients": 1024 * 1024}
+
+    def test_biggest_client_goes_but_not_no_evict(self):
+        big_proto, big = self.connect()
+        kept_proto, kept = self.connect()
+        self.call("CLIENT", "NO-EVICT", "on", client=(kept_proto, kept))
+        head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n"
+        kept_proto.dataReceived(head + b"x" * 800000)   # biggest: NO-EVICT
+        big_proto.dataReceived(head + b"x" * 500000)
+        third_proto, third = self.connect()
+        third_proto.dataReceived(head + b"x" * 400000)
+        self.server.cron()
+        # 1.7 MB for a 1 MB limit: the biggest is NO-EVICT, so the next
+        # two go; the small ones stay.
+        self.assertTrue(big.disconnecting)
+        self.assertTrue(third.disconnecting)
+        self.assertFalse(kept.disconnecting)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertEqual(self.server.evictor.evicted_clients, 2)
+        info = self.call("INFO", "stats").decode()
+        self.assertIn("evicted_clients:2", info)
+
+
+class OutputLimitTests(ServerTestCase):
+    def test_hard_and_soft_limits(self):
+        client = next(iter(self.server.clients.values()))
+        self.call("CONFIG", "SET", "client-output-buffer-limit",
+                  "normal 1000 100 10")
+        over = memory.over_output_limit
+        self.assertFalse(over(client, 50, 0.0))
+        self.assertTrue(over(client, 1000, 0.0))            # hard
+        self.assertFalse(over(client, 200, 100.0))          # soft: starts
+        self.assertFalse(over(client, 200, 110.0))          # 10 s: not yet
+        self.assertTrue(over(client, 200, 110.5))           # > 10 s
+        self.assertFalse(over(client, 50, 111.0))           # back under
+        self.assertFalse(over(client, 200, 112.0))          # restarts
+        self.call("SUBSCRIBE", "ch")
+        self.assertEqual(memory.output_class(client), "pubsub")
+        self.assertFalse(over(client, 2000, 0.0))    # pubsub: 32mb hard
+
+
+class RandomOpsTests(ServerTestCase):
+    """Whatever the commands, used stays the sum of what each key was
+    charged (no drift), and returns to 0 once every key is gone."""
+
+    OPS = (
+        ("SET", "{k}", "{v}"), ("SET", "{k}", "{v}", "EX", "100"),
+        ("APPEND", "{k}", "{v}"), ("SETRANGE", "{k}", "3", "{v}"),
+        ("INCR", "{k}"), ("GETDEL", "{k}"), ("DEL", "{k}"),
+        ("EXPIRE", "{k}", "50"), ("PERSIST", "{k}"),
+        ("RPUSH", "{k}", "{v}", "{v}"), ("LPOP", "{k}"),
+        ("SADD", "{k}", "{v}", "{v}"), ("SPOP", "{k}"),
+        ("HSET", "{k}", "{v}", "{v}"), ("HDEL", "{k}", "{v}"),
+        ("ZADD", "{k}", "1", "{v}"), ("ZPOPMIN", "{k}"),
+        ("XADD", "{k}", "*", "f", "{v}"), ("XTRIM", "{k}", "MAXLEN", "0"),
+        ("RENAME", "{k}", "{k}"), ("COPY", "{k}", "{k}", "REPLACE"),
+        ("SUNIONSTORE", "{k}", "{k}", "{k}"), ("PFADD", "{k}", "{v}"),
+        ("SETBIT", "{k}", "100", "1"), ("LMOVE", "{k}", "{k}", "LEFT",
+                                          "RIGHT"),
+    )
+
+    def test_no_drift(self):
+        import random
+        rand = random.Random(7)
+        keys = ["key%d" % i for i in range(8)]
+        for step in range(1500):
+            op = rand.choice(self.OPS)
+            args = [a.replace("{k}", rand.choice(keys))
+                    .replace("{v}", "v" * rand.randrange(1, 80))
+                    for a in op]
+            self.call(*args)
+            if step % 50 == 0:
+                self.clock.advance(20)
+            self.assertEqual(self.ks.used, recount(self.ks), args)
+        self.call("FLUSHALL")
+        self.assertEqual(self.ks.used, 0)

@@ -232,6 +232,28 @@ class DefaultModeTests(TrackingTestCase):
         self.assertEqual(self.raw("EXEC"),
                          b"*2\r\n+OK\r\n$1\r\nz\r\n" + push("k"))
 
+    def test_scripts_remember_their_declared_keys(self):
+        self.track()
+        self.call("EVAL", "redis.call('GET', 'zz') "
+                  "return redis.call('GET', KEYS[1])", 2, "s3", "s4")
+        self.call("EVAL_RO", "return redis.call('GET', KEYS[1])", 1, "r1")
+        self.call("EVAL", "return redis.call('SET', KEYS[1], 'x')", 1, "w1")
+        self.assertEqual(self.info("tracking_total_keys"), 3)
+        self.write("MSET", "s3", 1, "s4", 1, "zz", 1, "r1", 1, "w1", 2)
+        self.assertEqual(self.sent(), push("s3") + push("s4") + push("r1"))
+
+    def test_script_writes_count_as_the_callers(self):
+        self.track()
+        self.call("GET", "k")
+        self.assertEqual(
+            self.raw("EVAL", "return redis.call('SET', KEYS[1], 'x')", 1,
+                     "k"), b"+OK\r\n" + push("k"))
+        self.track("NOLOOP")
+        self.call("GET", "k")
+        self.assertEqual(
+            self.raw("EVAL", "return redis.call('SET', KEYS[1], 'y')", 1,
+                     "k"), b"+OK\r\n")
+
     def test_noloop(self):
         self.track("NOLOOP")
         self.call("GET", "k")

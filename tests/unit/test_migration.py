@@ -1,0 +1,401 @@
+"""MIGRATE as a job on the reactor, sans-IO: the target connection is a
+StringTransport on the MemoryReactorClock's recorded connectTCP; the test
+reads the commands the source wrote (with the codec's request parser) and
+answers as a target would."""
+from __future__ import annotations
+
+from collections import deque
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from rcluster.cluster import migration
+from rcluster.cluster.migration import CHUNK_ELEMENTS, key_commands
+from rcluster.commands.migrate import migrate_get_keys
+from rcluster.persistence.rdb import load_payload
+from rcluster.resp.codec import RequestParser
+from rcluster.zset import ZSet
+from twisted.trial.unittest import TestCase
+
+from tests.protocol.helpers import SYNTAX, ServerTestCase
+
+
+class Target:
+    """The far end of one connection the source opened."""
+
+    def __init__(self, test, index=-1):
+        host, port, factory, timeout, _ = test.clock.tcpClients[index]
+        self.address = (host, port)
+        self.timeout = timeout
+        self.proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+        self.parser = RequestParser()
+
+    def commands(self) -> list:
+        data = self.transport.value()
+        self.transport.clear()
+        if not data:
+            return []
+        out = [list(a) for a in self.parser.feed(data)]
+        while self.parser.more:
+            batch = self.parser.take()
+            if not batch:
+                break
+            out += [list(a) for a in batch]
+        return out
+
+    def answer(self, *replies: bytes):
+        self.proto.dataReceived(b"".join(replies))
+
+    def drop(self):
+        self.proto.connectionLost(Failure(ConnectionError("gone")))
+
+
+class MigrateTests(ServerTestCase):
+    def migrate(self, *args, client=None):
+        return self.raw("MIGRATE", "127.0.0.1", 7777, *args, client=client)
+
+    def pump(self, target):
+        """Let the writer's reactor turns run; return what it wrote."""
+        out = []
+        for _ in range(100):
+            self.clock.advance(0)
+            got = target.commands()
+            if not got and not self.clock.getDelayedCalls():
+                break
+            out += got
+            if not got:
+                break
+        return out
+
+    # -- argument checks (Redis's texts) -----------------------------------
+    def test_argument_errors(self):
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0),
+                         "ERR wrong number of arguments for 'migrate' command")
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0, 10, "BOGUS"),
+                         SYNTAX)
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0, 10, "AUTH"),
+                         SYNTAX)
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0, 10, "AUTH2",
+                                   "u"), SYNTAX)
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0, 10, "KEYS",
+                                   "a"),
+                         "ERR When using MIGRATE KEYS option, the key "
+                         "argument must be set to the empty string")
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", "x", 10),
+                         "ERR value is not an integer or out of range")
+        self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0, "x"),
+                         "ERR value is not an integer or out of range")
+
+    def test_nokey_without_connecting(self):
+        self.assertEqual(self.migrate("missing", 0, 100), b"+NOKEY\r\n")
+        self.assertEqual(self.migrate("", 0, 100, "KEYS", "a", "b"),
+                         b"+NOKEY\r\n")
+        self.assertEqual(self.clock.tcpClients, [])
+
+    def test_get_keys(self):
+        self.assertEqual(migrate_get_keys([b"migrate", b"h", b"1", b"k",
+                                           b"0", b"5"]), [3])
+        argv = [b"migrate", b"h", b"1", b"", b"0", b"5", b"AUTH", b"keys",
+                b"KEYS", b"a", b"b"]
+        self.assertEqual(migrate_get_keys(argv), [9, 10])
+        self.assertEqual(self.call("COMMAND", "GETKEYS", *argv[:-3],
+                                   "KEYS", "x", "y"), [b"x", b"y"])
+
+    def test_inside_multi_refused_loudly(self):
+        self.call("SET", "k", "v")
+        self.call("MULTI")
+        self.call("MIGRATE", "h", 1, "k", 0, 10)
+        reply = self.call("EXEC")
+        self.assertIn("not supported by rcluster", str(reply[0]))
+
+    # -- the job -----------------------------------------------------------
+    def test_migrate_one_key_waits_then_deletes(self):
+        self.call("SET", "k", "v")
+        self.call("PEXPIRE", "k", 5000)
+        self.assertEqual(self.migrate("k", 3, 2000), b"")
+        target = Target(self)
+        self.assertEqual(target.address, ("127.0.0.1", 7777))
+        self.assertEqual(target.timeout, 2.0)
+        sent = self.pump(target)
+        self.assertEqual(sent[0], [b"SELECT", b"3"])
+        self.assertEqual(sent[1][:3], [b"RESTORE", b"k", b"5000"])
+        self.assertEqual(load_payload(sent[1][3]), b"v")
+        # Others are served while the MIGRATE client waits.
+        other = self.connect()
+        self.assertEqual(self.call("GET", "k", client=other), b"v")
+        self.assertEqual(self.pending((self.proto, self.transport)), b"")
+        target.answer(b"+OK\r\n", b"+OK\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        self.assertIsNone(self.ks.lookup(b"k"))
+        # The cached link is reused, without SELECT this time.
+        self.call("SET", "k2", "v")
+        self.migrate("k2", 3, 2000)
+        self.assertEqual(len(self.clock.tcpClients), 1)
+        sent = self.pump(target)
+        self.assertEqual([a[0] for a in sent], [b"RESTORE"])
+        target.answer(b"+OK\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+
+    def test_copy_replace_auth2(self):
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000, "COPY", "REPLACE", "AUTH2", "u", "p")
+        target = Target(self)
+        sent = self.pump(target)
+        self.assertEqual(sent[0], [b"AUTH", b"u", b"p"])
+        self.assertEqual(sent[2][-1], b"REPLACE")
+        target.answer(b"+OK\r\n+OK\r\n+OK\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        self.assertEqual(self.call("GET", "k"), b"v")      # COPY keeps it
+
+    def test_target_error_passed_through_and_key_kept(self):
+        self.call("SET", "a", "1")
+        self.call("SET", "b", "2")
+        self.migrate("", 0, 1000, "KEYS", "a", "b")
+        target = Target(self)
+        self.pump(target)
+        target.answer(b"+OK\r\n", b"+OK\r\n",
+                      b"-BUSYKEY Target key name already exists.\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"-ERR Target instance replied with error: BUSYKEY "
+                         b"Target key name already exists.\r\n")
+        self.assertIsNone(self.ks.lookup(b"a"))      # acknowledged: gone
+        self.assertEqual(self.ks.lookup(b"b"), b"2")  # refused: kept
+
+    def test_connect_error(self):
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000)
+        _, _, factory, _, _ = self.clock.tcpClients[0]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"-IOERR error or timeout connecting to the "
+                         b"client\r\n")
+        self.assertEqual(self.call("GET", "k"), b"v")
+
+    def test_timeout_reading(self):
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 500)
+        target = Target(self)
+        self.pump(target)
+        self.clock.advance(0.6)
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"-IOERR error or timeout reading to target "
+                         b"instance\r\n")
+        self.assertEqual(self.call("GET", "k"), b"v")
+        self.assertTrue(target.transport.disconnecting)
+
+    def test_broken_cached_link_retried_once(self):
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000)
+        first = Target(self)
+        self.pump(first)
+        first.answer(b"+OK\r\n+OK\r\n")
+        self.pending((self.proto, self.transport))
+        self.call("SET", "k", "v2")
+        self.migrate("k", 0, 1000)
+        self.pump(first)
+        first.drop()                       # the cached link was dead
+        self.assertEqual(len(self.clock.tcpClients), 2)
+        second = Target(self)
+        sent = self.pump(second)
+        self.assertEqual(sent[0], [b"SELECT", b"0"])
+        second.answer(b"+OK\r\n+OK\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        # A second break is reported, not retried.
+        self.call("SET", "k", "v3")
+        self.migrate("k", 0, 1000)
+        self.pump(second)
+        second.drop()
+        third = Target(self)
+        self.pump(third)
+        third.drop()
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"-IOERR error or timeout reading to target "
+                         b"instance\r\n")
+
+    def test_idle_links_closed_and_cache_bounded(self):
+        m = migration.migrations_of(self.server)
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000)
+        target = Target(self)
+        self.pump(target)
+        target.answer(b"+OK\r\n+OK\r\n")
+        self.assertEqual(len(m.cache), 1)
+        self.assertIn(b"migrate_cached_sockets:1\r\n",
+                      self.call("INFO", "stats"))
+        self.clock.advance(migration.CACHE_TTL + 2)
+        m.cron()
+        self.assertEqual(len(m.cache), 0)
+        self.assertTrue(target.transport.disconnecting)
+
+    def test_cache_bounded(self):
+        self.patch(migration, "CACHE_ITEMS", 2)
+        m = migration.migrations_of(self.server)
+        targets = []
+        for port in (7001, 7002, 7003):
+            self.call("SET", "k", "v")
+            self.raw("MIGRATE", "127.0.0.1", port, "k", 0, 1000)
+            target = Target(self)
+            self.pump(target)
+            target.answer(b"+OK\r\n+OK\r\n")
+            self.assertEqual(self.pending((self.proto, self.transport)),
+                             b"+OK\r\n")
+            targets.append(target)
+        self.assertEqual(len(m.cache), 2)
+        self.assertEqual(sum(t.transport.disconnecting for t in targets), 1)
+
+    def test_write_during_flight_resent_before_delete(self):
+        """Without the cluster router nothing parks the write: the key it
+        changed is sent again (REPLACE) before the local copy goes."""
+        self.call("SET", "k", "v1")
+        self.migrate("k", 0, 1000)
+        target = Target(self)
+        self.pump(target)
+        self.call("SET", "k", "v2", client=self.connect())
+        target.answer(b"+OK\r\n+OK\r\n")
+        sent = self.pump(target)
+        self.assertEqual(sent[0][0], b"RESTORE")
+        self.assertEqual(sent[0][-1], b"REPLACE")
+        self.assertEqual(load_payload(sent[0][3]), b"v2")
+        self.assertEqual(self.pending((self.proto, self.transport)), b"")
+        target.answer(b"+OK\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        self.assertIsNone(self.ks.lookup(b"k"))
+
+    def test_big_value_sent_in_slices(self):
+        n = CHUNK_ELEMENTS * 3 + 5
+        self.ks.set(b"h", {b"f%d" % i: b"v%d" % i for i in range(n)})
+        self.ks.set_expire(b"h", self.server.now_ms() + 9000)
+        self.assertEqual(self.migrate("h", 0, 1000), b"")
+        target = Target(self)
+        sent = self.pump(target)
+        # The first slice, then a wait for its reply (BUSYKEY must stop
+        # the job before anything is appended).
+        self.assertEqual([a[0] for a in sent], [b"SELECT", b"RESTORE"])
+        self.assertEqual(len(load_payload(sent[1][3])), CHUNK_ELEMENTS)
+        target.answer(b"+OK\r\n+OK\r\n")
+        sent = self.pump(target)
+        self.assertEqual([a[0] for a in sent], [b"HSET"] * 3 + [b"PEXPIRE"])
+        got = {}
+        for argv in sent[:3]:
+            got.update(zip(argv[2::2], argv[3::2]))
+        self.assertEqual(len(got), n - CHUNK_ELEMENTS)
+        self.assertEqual(self.pending((self.proto, self.transport)), b"")
+        target.answer(b":1024\r\n" * 3 + b":1\r\n")
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        self.assertIsNone(self.ks.lookup(b"h"))
+
+    def test_big_value_busykey_stops(self):
+        self.ks.set(b"s", set(b"m%d" % i for i in range(CHUNK_ELEMENTS * 2)))
+        self.migrate("s", 0, 1000)
+        target = Target(self)
+        self.pump(target)
+        target.answer(b"+OK\r\n-BUSYKEY Target key name already exists.\r\n")
+        self.assertEqual(self.pump(target), [])
+        self.assertIn(b"BUSYKEY", self.pending((self.proto, self.transport)))
+        self.assertEqual(len(self.ks.lookup(b"s")), CHUNK_ELEMENTS * 2)
+
+    def test_key_commands_every_type(self):
+        n = CHUNK_ELEMENTS + 10
+        z = ZSet({b"m%d" % i: i / 7 for i in range(n)}, compact=False)
+        first, rest = key_commands(b"z", z, 0, False, b"RESTORE", None)
+        rest = list(rest)
+        self.assertEqual(rest[0][0], b"ZADD")
+        self.assertEqual(float(rest[0][2]), (CHUNK_ELEMENTS) / 7)
+        first, rest = key_commands(b"l", deque(b"%d" % i for i in range(n)), 50, True,
+                                   b"RESTORE-ASKING", None)
+        self.assertEqual(first[:3] + first[4:],
+                         [b"RESTORE-ASKING", b"l", b"0", b"REPLACE"])
+        self.assertEqual([a[0] for a in rest], [b"RPUSH", b"PEXPIRE"])
+        first, rest = key_commands(b"x", b"small", 7, False, b"RESTORE", None)
+        self.assertIsNone(rest)
+        self.assertEqual(first[2], b"7")
+
+
+class MigrateClusterParkingTests(ServerTestCase):
+    """Writes to a key in flight wait for the MIGRATE (the router parks
+    them); reads are served."""
+
+    def test_write_waits_and_runs_after(self):
+        from rcluster.cluster.routing import Router
+
+        class State:          # just what the router consults
+            busy_slots: dict = {}
+            migrating: dict = {}
+            importing: dict = {}
+            is_ok = True
+            nodes: dict = {}
+
+            def serves_directly(self, slot):
+                return not self.busy_slots
+
+            def slot_owner(self, slot):
+                return self.myself
+
+            def migrating_to(self, slot):
+                return None
+
+            def importing_from(self, slot):
+                return None
+
+        state = State()
+        state.myself = object()
+        self.server.cluster = state
+        self.server.router = Router(state, self.server)
+        self.server.cluster_mode = True
+        self.call("SET", "k", "1")
+        self.raw("MIGRATE", "127.0.0.1", 7777, "k", 0, 1000)
+        self.assertEqual(state.busy_slots, {7629: 1})
+        target = Target(self)
+        self.clock.advance(0)
+        sent = target.commands()
+        self.assertEqual(sent[1][0], b"RESTORE-ASKING")
+        other = self.connect()
+        self.assertEqual(self.raw("INCR", "k", client=other), b"")
+        self.assertEqual(self.call("GET", "k", client=self.connect()), b"1")
+        target.answer(b"+OK\r\n+OK\r\n")
+        self.assertEqual(state.busy_slots, {})
+        # The parked INCR ran after the key left: a new key here.
+        self.assertEqual(self.pending(other), b":1\r\n")
+
+
+class ReplicaSetslotTests(TestCase):
+    """Replicas learn SETSLOT from their master's stream (Valkey 8): the
+    state survives a failover; typed by a user it is still refused."""
+    from tests.unit.test_cluster_commands import ClusterCommandTests as _C
+    setUp = _C.setUp
+    call = _C.call
+    add_node = _C.add_node
+    saved = _C.saved
+    del _C
+
+    def test_replica_records_master_setslot(self):
+        from tests.unit.test_cluster_commands import OTHER, REPLICA
+        master = self.add_node()
+        third = self.add_node(REPLICA, port=7002)
+        self.state.add_slot(master, 5)
+        self.state.set_master(master)
+        self.assertEqual(self.call("CLUSTER", "SETSLOT", "5", "MIGRATING",
+                                   REPLICA),
+                         b"-ERR Please use SETSLOT only with masters.\r\n")
+        self.proto.client.kind = "master"      # our master's stream
+        self.call("CLUSTER", "SETSLOT", "5", "MIGRATING", REPLICA)
+        self.assertIs(self.state.migrating_to(5), third)
+        self.assertIn(f" [5->-{REPLICA}]", self.saved())
+        self.call("CLUSTER", "SETSLOT", "6", "IMPORTING", REPLICA)
+        self.assertIs(self.state.importing_from(6), third)
+        self.call("CLUSTER", "SETSLOT", "5", "NODE", REPLICA)
+        self.assertIsNone(self.state.migrating_to(5))
+        self.assertIs(self.state.slot_owner(5), third)
+        self.call("CLUSTER", "SETSLOT", "6", "STABLE")
+        self.assertIsNone(self.state.importing_from(6))
+        self.assertEqual(OTHER, master.name)
