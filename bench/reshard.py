@@ -95,7 +95,7 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False):
                 if state in (b"success", b"failed", b"canceled"):
                     break
                 time.sleep(0.01)
-            assert state == b"success", state
+            assert state == b"success", job
             result = subprocess.CompletedProcess([], 0, "", "")
         else:
             result = subprocess.run(

@@ -43,13 +43,14 @@ class Client:
         "channels", "patterns", "shard_channels", "asking", "readonly",
         "last_cmd", "kind", "no_evict", "no_touch", "tls", "reply_mode",
         "fd", "plain", "propagation", "tracking", "__weakref__",
-        "output_pending", "obuf_soft_since",
+        "output_pending", "obuf_soft_since", "db",
     )
 
     def __init__(self, server, client_id, addr="", laddr="",
                  write=None, close=None):
         self.server = server
         self.id = client_id
+        self.db = 0               # the selected database (SELECT)
         self.addr = addr
         self.laddr = laddr
         self.fd = -1

@@ -243,6 +243,8 @@ DIRECTIVES = (
     _unhonoured(_e("propagation-error-behavior", "ignore", ("ignore", "panic", "panic-on-replicas"))),
     # Cluster.
     _b("cluster-enabled", False, mutable=False),
+    # Valkey 9: databases in cluster mode (SELECT); 1 is Redis 7.0's rule.
+    _i("cluster-databases", 1, 1, _I, mutable=False),
     _s("cluster-config-file", "nodes.conf", mutable=False),
     _i("cluster-node-timeout", 15000, 0, _L),
     _i("cluster-port", 0, 0, 65535, mutable=False),

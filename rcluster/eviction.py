@@ -17,9 +17,13 @@ TTL keys picks random entries of the expiry heap (``Keyspace._heap``).
 
 Access metadata is ``Keyspace.access``: key -> last access time in ms (LRU;
 the ``now`` int object is shared by every key touched in a batch, so it
-costs a dict entry per key and one store per lookup), or under an LFU
+costs a dict entry per key and one store per access), or under an LFU
 policy the packed ``(minutes << 8) | counter`` of Redis's LFU, updated
-with Redis's formulas (``LFU``).
+with Redis's formulas (``LFU``).  Creating a key always records it; reads
+and overwrites only while ``Keyspace.track`` is on: under an LRU/LFU
+policy, and from the first OBJECT IDLETIME on (so a GET on a node without
+such a policy pays one attribute test).  Until then OBJECT IDLETIME
+counts from the key's creation (or RESTORE ... IDLETIME).
 
 Eviction is bounded per call by ``maxmemory-eviction-tenacity`` (Redis's
 evictionTimeLimitUs); past it, the rest continues on later reactor turns
@@ -50,6 +54,8 @@ LFU_INIT_VAL = 5
 POOL_SIZE = 16
 EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 SLOTS = 16384
+GATE_AT = 0.9
+NO_LIMIT = 1 << 62
 _MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
 
 
@@ -178,7 +184,14 @@ class Evictor:
         self.lfu_mode = False
         self.peak = 0                 # used_memory_peak
         self.evicted_clients = 0
-        self.configure()
+        # Commands take the checked path (where eviction runs) only while
+        # used_memory is near maxmemory (GATE_AT of it): see arm().
+        self.gated = False
+        # performEvictions failed before the running command (Redis's
+        # pre_command_oom_state): scripts refuse denyoom commands then.
+        self.oom_at_start = False
+        self.oom_error = OOM
+        self.configure(refresh=False)
         server.settings.listeners.append(self._setting_changed)
 
     # -- settings ---------------------------------------------------------
@@ -202,7 +215,7 @@ class Evictor:
                 # updateMaxmemory: start evicting now (evictionTimeProc).
                 self._start_timer()
 
-    def configure(self):
+    def configure(self, refresh=True):
         settings = self.server.settings
         self.maxmemory = settings.maxmemory
         self.active = bool(self.maxmemory)
@@ -213,6 +226,9 @@ class Evictor:
         self.kind = self.policy.rpartition("-")[2]   # lru lfu random ttl
         lfu = self.kind == "lfu"
         for ks in keyspaces(self.server):
+            # Reads update access times under LRU/LFU (and, once OBJECT
+            # IDLETIME was asked, from then on: see Keyspace.track).
+            ks.track = ks.track or self.kind in ("lru", "lfu")
             if lfu:
                 if ks.lfu is None:
                     ks.lfu = LFU(ks)
@@ -224,6 +240,42 @@ class Evictor:
                 ks.lfu = None
                 ks.access = dict.fromkeys(ks.access, ks.now)
         self.lfu_mode = lfu
+        self.arm(refresh)
+
+    def arm(self, refresh=True):
+        """Gate (every command through the checked path, where eviction
+        and -OOM happen) from GATE_AT of maxmemory up (of what is above
+        memory.STARTUP); below, each
+        keyspace calls ``_near_limit`` when its estimate crosses its share
+        of that threshold (one int comparison per write), and the cron
+        ungates once back below.  Without maxmemory: never gated."""
+        dbs = list(keyspaces(self.server))
+        if not self.active:
+            gated = False
+            for ks in dbs:
+                ks.limit, ks.on_limit = NO_LIMIT, None
+        else:
+            # GATE_AT of the room above the fixed startup figure.
+            threshold = self.maxmemory - int(
+                (1 - GATE_AT) * max(self.maxmemory - STARTUP, 0))
+            used = self.used()
+            gated = used >= threshold
+            for ks in dbs:
+                ks.on_limit = self._near_limit
+                ks.limit = NO_LIMIT if gated else threshold - (used - ks.used)
+        if not gated:
+            self.oom_at_start = False
+        if gated != self.gated:
+            self.gated = gated
+            if refresh:
+                self.server.refresh_gates()
+
+    def _near_limit(self):
+        for ks in keyspaces(self.server):
+            ks.limit = NO_LIMIT
+        if not self.gated:
+            self.gated = True
+            self.server.refresh_gates()
 
     # -- figures ----------------------------------------------------------
     def used(self) -> int:
@@ -244,6 +296,7 @@ class Evictor:
             self.peak = max(self.peak, self.used())
             if self.used() > self.maxmemory and not self.timer_running:
                 self._perform_and_flush()
+            self.arm()
 
     def evict_clients(self) -> int:
         """maxmemory-clients (Redis's evictClients), checked every cron
@@ -278,8 +331,10 @@ class Evictor:
     def before_command(self, c, cmd):
         """None to run the command, or the OOM error to refuse it."""
         if self.perform() != EVICT_FAIL:
+            self.oom_at_start = False
             self._flush()
             return None
+        self.oom_at_start = True
         self._flush()
         name = cmd.name
         if "denyoom" in cmd.flags or (
@@ -351,17 +406,28 @@ class Evictor:
         self._flush()
 
     def evict(self, ks, key: bytes):
-        """Delete one victim, with Redis's bookkeeping."""
+        """Delete one victim, with Redis's bookkeeping, in its database
+        (made the one in use meanwhile: the DEL is propagated under its
+        SELECT, WATCH and events see its number)."""
         server = self.server
-        dirty = ks.dirty
-        ks.delete(key)
-        ks.dirty = dirty          # not a write (Redis leaves dirty alone)
-        server.stats.evicted_keys += 1
-        server.write_path.deleted(key, server.settings.lazyfree_lazy_eviction)
-        if server.watched_keys:
-            server.touch_watched([key])
-        if server.notify_flags:
-            notify(server, EVICTED, b"evicted", key)
+        previous = index = getattr(server, "cur_db", 0)
+        if ks is not server.keyspace:
+            index = next(i for i, db in server.dbs.items() if db is ks)
+            server.use_db(index)
+        try:
+            dirty = ks.dirty
+            ks.delete(key)
+            ks.dirty = dirty      # not a write (Redis leaves dirty alone)
+            server.stats.evicted_keys += 1
+            server.write_path.deleted(key,
+                                      server.settings.lazyfree_lazy_eviction)
+            if server.watched_keys:
+                server.touch_watched([key])
+            if server.notify_flags:
+                notify(server, EVICTED, b"evicted", key, index)
+        finally:
+            if index != previous:
+                server.use_db(previous)
 
     # -- victims -------------------------------------------------------------
     def pick(self):
@@ -371,6 +437,9 @@ class Evictor:
                if (ks.expires if volatile else ks.count)]
         if not dbs:
             return None
+        now = self.server.keyspace.now
+        for ks in dbs:
+            ks.now = now          # a database not in use has a stale clock
         if self.kind == "random":
             ks = random.choice(dbs)
             keys = sample_volatile(ks, 1) if volatile else sample_keys(ks, 1)

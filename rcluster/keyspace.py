@@ -28,7 +28,8 @@ from rcluster.memory import EXPIRE_COST, estimate, key_cost, string_cost
 class Keyspace:
     __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
                  "_heap", "replica_mode", "before_write", "on_new",
-                 "used", "sizes", "access", "lfu")
+                 "used", "sizes", "access", "lfu", "track", "limit",
+                 "on_limit")
 
     def __init__(self):
         self.slots = [{} for _ in range(SLOTS)]
@@ -63,6 +64,16 @@ class Keyspace:
         # packed (minutes << 8 | counter); serves OBJECT IDLETIME / FREQ.
         self.access: dict = {}
         self.lfu = None     # an eviction.LFU when an LFU policy is set
+        # Reads and overwrites record an access only with ``track`` on (an
+        # LRU/LFU policy, or once OBJECT IDLETIME asked): the GET and SET
+        # paths pay one attribute test otherwise.  Creating a key always
+        # records it.
+        self.track = False
+        # maxmemory (eviction.py): on_limit() runs when ``used`` grows past
+        # ``limit`` (near maxmemory), which sends commands through the
+        # checked path where eviction runs; far below it, they don't pay.
+        self.limit = 1 << 62
+        self.on_limit = None
 
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):
@@ -82,7 +93,7 @@ class Keyspace:
                     return value if self.replica_mode == 2 else None
                 self._expire(key, table)
                 return None
-        if value is not None:
+        if value is not None and self.track:
             if self.lfu is None:
                 self.access[key] = self.now
             else:
@@ -155,6 +166,8 @@ class Keyspace:
             table[key] = value
             self.dirty += 1
             self.used += key_cost(key) + size
+            if self.used > self.limit:
+                self.on_limit()
             if self.lfu is None:
                 self.access[key] = self.now
             else:
@@ -163,10 +176,12 @@ class Keyspace:
                 self.on_new(key)
             return
         if old.__class__ is bytes:
-            if len(old) != len(value):
+            if stored is not None or len(old) != len(value):
                 self.used += size - string_cost(old)
         else:
             self.used += size - self.sizes.pop(key, 0)
+        if self.used > self.limit:
+            self.on_limit()
         if stored is not None:
             self.sizes[key] = stored
         if not keepttl and self.expires and \
@@ -174,7 +189,7 @@ class Keyspace:
             self.used -= EXPIRE_COST
         table[key] = value
         self.dirty += 1
-        if self.lfu is None:
+        if self.track and self.lfu is None:
             self.access[key] = self.now
 
     def add(self, key: bytes, value):
@@ -190,6 +205,8 @@ class Keyspace:
         if value.__class__ is not bytes:
             self.sizes[key] = size
         self.used += key_cost(key) + size
+        if self.used > self.limit:
+            self.on_limit()
         self.access[key] = self.now if self.lfu is None else self.lfu.new()
         if self.on_new is not None:
             self.on_new(key)
@@ -210,6 +227,8 @@ class Keyspace:
             size = estimate(value)
             self.used += size - self.sizes.get(key, 0)
             self.sizes[key] = size
+            if self.used > self.limit:
+                self.on_limit()
 
     def delete(self, key: bytes) -> bool:
         slot = keyslot(key)

@@ -186,9 +186,13 @@ def dataset(server) -> int:
 
 
 def keyspaces(server):
-    """Every database's keyspace (one, or ``server.dbs`` with several)."""
+    """Every database's keyspace made so far (rcluster/databases.py), in
+    no particular order: this runs before every command under maxmemory."""
     dbs = getattr(server, "dbs", None)
-    return dbs if dbs else (server.keyspace,)
+    if dbs is None:
+        return (server.keyspace,)
+    made = getattr(dbs, "made", None)
+    return made.values() if made is not None else dbs
 
 
 def human(n: int) -> str:

@@ -68,9 +68,9 @@ def flags_to_string(flags: int) -> str:
     return out
 
 
-def notify(target, cls: int, event: bytes, key: bytes, db: int = 0):
+def notify(target, cls: int, event: bytes, key: bytes, db: int = None):
     """Publish one keyspace event (notifyKeyspaceEvent).  ``target`` is a
-    client or the server."""
+    client or the server; ``db`` defaults to the database in use."""
     server = getattr(target, "server", target)
     flags = server.notify_flags
     if not flags & cls:
@@ -78,6 +78,8 @@ def notify(target, cls: int, event: bytes, key: bytes, db: int = 0):
     pubsub = server.pubsub
     if not (pubsub.channels or pubsub.patterns):
         return      # nobody could hear it
+    if db is None:
+        db = getattr(server, "cur_db", 0)
     prefix = b"%d__:" % db
     if flags & KEYSPACE:
         pubsub.deliver(b"__keyspace@" + prefix + key, event)
@@ -91,8 +93,9 @@ def install(server):
     def apply(text):
         flags = string_to_flags(text or "")
         server.notify_flags = max(flags, 0)
-        server.keyspace.on_new = _new_hook(server) if flags > 0 and \
-            flags & NEW else None
+        hook = _new_hook(server) if flags > 0 and flags & NEW else None
+        for ks in getattr(server, "dbs", None) or (server.keyspace,):
+            ks.on_new = hook
 
     def listener(name, value):
         if name == "notify-keyspace-events":

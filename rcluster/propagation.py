@@ -38,7 +38,7 @@ PREVENT = object()
 
 class WritePath:
     __slots__ = ("server", "sinks", "key_listeners", "pending", "marked",
-                 "active")
+                 "active", "db", "pending_db", "runs")
 
     def __init__(self, server):
         self.server = server
@@ -48,6 +48,11 @@ class WritePath:
         self.marked: list = []           # clients holding a rewrite
         # Anyone to feed ops to?  (Without sinks nothing is recorded.)
         self.active = False
+        # The database in use (Server.use_db), the one of the last pending
+        # op, and where the pending ops change database: [(index, db)].
+        self.db = 0
+        self.pending_db = None
+        self.runs: list = []
 
     # -- registration -----------------------------------------------------
     def add_sink(self, sink):
@@ -83,7 +88,13 @@ class WritePath:
 
     def also_propagate(self, argv):
         if self.active:
-            self.pending.append(argv)
+            self._record(argv)
+
+    def _record(self, argv):
+        if self.db != self.pending_db:
+            self.runs.append((len(self.pending), self.db))
+            self.pending_db = self.db
+        self.pending.append(argv)
 
     # -- what the server records -----------------------------------------
     def command_done(self, c, cmd, argv):
@@ -92,11 +103,11 @@ class WritePath:
         if self.active:
             rewrite = c.propagation
             if rewrite is None:
-                self.pending.append(argv)
+                self._record(argv)
             else:
                 c.propagation = None
                 if rewrite is not PREVENT:
-                    self.pending.append(rewrite)
+                    self._record(rewrite)
         server = self.server
         if server.watched_keys or server.blocking.keys or self.key_listeners:
             keys = cmd.write_keys(argv)
@@ -108,7 +119,7 @@ class WritePath:
         leaving): DEL (UNLINK when lazily freed) and the key listeners.
         WATCH bookkeeping of expiry is the server's (it differs)."""
         if self.active:
-            self.pending.append([b"UNLINK" if lazy else b"DEL", key])
+            self._record([b"UNLINK" if lazy else b"DEL", key])
         if self.server.blocking.keys:
             # A blocked XREADGROUP fails when its stream goes (Redis's
             # dbGenericDelete signals the key).
@@ -141,6 +152,8 @@ class WritePath:
         """Forget what the running unit recorded (commands replayed from
         the AOF are not propagated: Redis runs them outside call())."""
         self.pending = []
+        self.runs = []
+        self.pending_db = None
         for c in self.marked:
             c.propagation = None
         self.marked = []
@@ -156,8 +169,30 @@ class WritePath:
         ops = self.pending
         if not ops:
             return
+        runs = self.runs
+        if not runs or runs[0][0]:
+            # Ops appended to ``pending`` directly: the database in use.
+            runs.insert(0, (0, self.db))
         self.pending = []
-        if wrap and len(ops) > 1:
-            ops = [MULTI, *ops, EXEC]
+        self.runs = []
+        self.pending_db = None
+        if len(runs) == 1:
+            if wrap and len(ops) > 1:
+                ops = [MULTI, *ops, EXEC]
+            db = runs[0][1]
+            for sink in self.sinks:
+                sink(db, ops)
+            return
+        # Ops in several databases (MOVE, SWAPDB, SELECT in a transaction,
+        # expiry in several dbs): each run goes to the sinks with its db
+        # (they write SELECT when it changes), MULTI in the first and EXEC
+        # in the last.
+        ends = [start for start, _ in runs[1:]] + [len(ops)]
+        parts = [(db, ops[start:end])
+                 for (start, db), end in zip(runs, ends)]
+        if wrap:
+            parts[0] = (parts[0][0], [MULTI, *parts[0][1]])
+            parts[-1] = (parts[-1][0], [*parts[-1][1], EXEC])
         for sink in self.sinks:
-            sink(0, ops)
+            for db, part in parts:
+                sink(db, part)

@@ -20,6 +20,7 @@ from rcluster.blocking import BLOCKED, Blocking
 from rcluster.client import Client
 from rcluster.eviction import Evictor
 from rcluster.commands.table import CommandError, CommandTable
+from rcluster.databases import Databases
 from rcluster.keyspace import Keyspace
 from rcluster.logs import logger
 from rcluster.latency import install as install_latency
@@ -65,8 +66,15 @@ class Server:
         for row in self._all_rows:
             row.plain = row.guard is None and \
                 row.name.partition("|")[0] not in _CONNECTION_STATE
-        self.keyspace = Keyspace()
-        self.keyspace.on_expire = self._key_expired
+        # Databases (SELECT): ``databases`` of them standalone,
+        # ``cluster-databases`` in cluster mode.  ``keyspace`` is the one
+        # in use: db 0, or a client's db while call() runs its command.
+        count = settings.cluster_databases if settings.cluster_enabled \
+            else settings.databases
+        self.dbs = Databases(count)
+        self.dbs[0].on_expire = self._key_expired
+        self.keyspace = self.dbs[0]
+        self.cur_db = 0
         self.stats = Stats(clock.seconds())
         self.clients: dict = {}
         self._next_client_id = 1
@@ -168,7 +176,7 @@ class Server:
         enforced), so the fast path pays nothing for them."""
         gated = self.loading or self.write_refusal is not None or \
             self.repl_gate is not None or self.scripts.busy is not None \
-            or self.evictor.active
+            or self.evictor.gated
         for row in self._all_rows:
             row.plain = not gated and row.guard is None and \
                 row.name.partition("|")[0] not in _CONNECTION_STATE
@@ -330,6 +338,8 @@ class Server:
 
         The reply is queued to the client unless ``send`` is false (a
         blocked client being retried gets it through Blocking.unblock)."""
+        if c.db != self.cur_db:
+            return self._call_in_db(c, cmd, argv, send)
         ks = self.keyspace
         dirty = ks.dirty
         start = _clock_ns()
@@ -364,6 +374,61 @@ class Server:
             self.tracking.after_call(c, cmd, argv, send)
         return reply
 
+    def _call_in_db(self, c, cmd, argv, send):
+        """call() in the client's database, then back to the one in use."""
+        previous = self.cur_db
+        self.use_db(c.db)
+        try:
+            return self.call(c, cmd, argv, send)
+        finally:
+            self.use_db(previous)
+
+    def use_db(self, index: int):
+        """Make database ``index`` the keyspace in use.  The clock, the
+        dirty counter (one for the server, as Redis's server.dirty) and
+        the replica mode go with it."""
+        old, new = self.keyspace, self.dbs[index]
+        if new is not old:
+            new.now = old.now
+            new.dirty = old.dirty
+            new.replica_mode = old.replica_mode
+            self.keyspace = new
+        self.cur_db = index
+        self.write_path.db = index
+
+    def swap_dbs(self, a: int, b: int):
+        """SWAPDB: the two keyspaces trade places."""
+        dbs = self.dbs
+        current = self.cur_db
+        dbs.swap(a, b)
+        if current in (a, b):
+            self.keyspace = dbs[current]
+            other = dbs[b if current == a else a]
+            self.keyspace.now = other.now
+            self.keyspace.dirty = other.dirty
+            self.keyspace.replica_mode = other.replica_mode
+
+    def flush_all_dbs(self) -> int:
+        """Empty every database (a full sync, DEBUG RELOAD, CLUSTER
+        RESET...); the number of keys removed."""
+        removed = 0
+        for index, ks in self.dbs.items():
+            dirty = ks.dirty
+            gone = ks.flush()
+            if ks is not self.keyspace:
+                ks.dirty = dirty        # the counter is the one in use
+                self.keyspace.dirty += gone
+            removed += gone
+        return removed
+
+    def count_in_slot(self, slot: int) -> int:
+        """Keys of a slot in every database (Valkey's COUNTKEYSINSLOT)."""
+        return sum(ks.count_in_slot(slot) for ks in self.dbs)
+
+    def watch_key(self, key: bytes):
+        """The WATCH table's key for key in the database in use."""
+        return key if not self.cur_db else (self.cur_db, key)
+
     # -- transactions and WATCH ------------------------------------------
     def discard_transaction(self, c: Client):
         c.multi = None
@@ -372,9 +437,11 @@ class Server:
         self.unwatch_all(c)
 
     def watch(self, c: Client, key: bytes):
+        expired = self.keyspace.is_expired(key)
+        key = self.watch_key(key)
         if key in c.watched:
             return
-        c.watched[key] = self.keyspace.is_expired(key)
+        c.watched[key] = expired
         self.watched_keys.setdefault(key, set()).add(c)
 
     def unwatch_all(self, c: Client):
@@ -388,29 +455,52 @@ class Server:
 
     def touch_watched(self, keys):
         watched = self.watched_keys
+        db = self.cur_db
         for key in keys:
+            if db:
+                key = (db, key)
             watchers = watched.get(key)
             if watchers:
                 for client in watchers:
                     client.dirty_cas = True
 
-    def touch_all_watched(self):
-        """FLUSHALL/FLUSHDB: every watched key that existed is touched."""
+    def touch_all_watched(self, dbs=None):
+        """FLUSHALL/FLUSHDB: every watched key that existed is touched
+        (in the databases ``dbs``; default: the one in use)."""
+        if dbs is None:
+            dbs = (self.cur_db,)
         for key, watchers in self.watched_keys.items():
-            if self.keyspace.lookup(key) is not None:
+            db = 0
+            if key.__class__ is tuple:
+                db, key = key
+            if db in dbs and self.dbs[db].lookup(key) is not None:
                 for client in watchers:
                     client.dirty_cas = True
 
     def _key_expired(self, key: bytes):
         self.stats.expired_keys += 1
-        watchers = self.watched_keys.get(key)
+        watchers = self.watched_keys.get(self.watch_key(key))
         if watchers:
+            wkey = self.watch_key(key)
             for client in watchers:
-                if not client.watched.get(key):
+                if not client.watched.get(wkey):
                     client.dirty_cas = True
         self.write_path.deleted(key, self.settings.lazyfree_lazy_expire)
         if self.notify_flags:
-            notify(self, EXPIRED, b"expired", key)
+            notify(self, EXPIRED, b"expired", key, self.cur_db)
+
+    def _expire_other_dbs(self):
+        """Active expiry in databases 1..n (db 0 is done by cron); each
+        database's DELs are flushed while it is in use (SELECT)."""
+        for index, ks in self.dbs.items():
+            if index and ks.expires:
+                self.write_path.flush(wrap=False)
+                self.use_db(index)
+                try:
+                    self.keyspace.expire_cycle()
+                    self.write_path.flush(wrap=False)
+                finally:
+                    self.use_db(0)
 
     # -- CLIENT PAUSE -----------------------------------------------------
     def _paused_for(self, cmd, c) -> bool:
@@ -461,6 +551,8 @@ class Server:
         if self.active_expire:
             started = _clock_ns()
             self.keyspace.expire_cycle()
+            if len(self.dbs) > 1:
+                self._expire_other_dbs()
             # LATENCY's "expire-cycle" event (latency-monitor-threshold).
             self.latency.add_sample_if_needed(
                 "expire-cycle", (_clock_ns() - started) // 1_000_000)

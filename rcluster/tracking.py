@@ -69,6 +69,7 @@ settings are a ``ClientTracking`` in ``client.tracking`` (None when off).
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from itertools import islice
 
 from rcluster.cluster.keyslot import keyslot
@@ -162,6 +163,7 @@ class Tracking:
         self.clients = 0             # clients with tracking on
         self.prefixes: dict = {}     # prefix -> _Prefix
         self._lengths: tuple = ()    # distinct prefix lengths
+        self._length_counts: dict = {}   # prefix length -> prefixes
         self._pending: list = []     # (client, key or None) to send later
         self._turn_call = None
         self._unflushed: dict = {}   # clients with messages to write
@@ -197,8 +199,7 @@ class Tracking:
                 state.clients.pop(c, None)
                 if not state.clients:
                     del self.prefixes[prefix]
-        if t.prefixes:
-            self._lengths = tuple({len(p) for p in self.prefixes})
+                    self._count_length(len(prefix), -1)
         c.tracking = None
         self.clients -= 1
 
@@ -206,10 +207,17 @@ class Tracking:
         state = self.prefixes.get(prefix)
         if state is None:
             state = self.prefixes[prefix] = _Prefix()
-            self._lengths = tuple({len(p) for p in self.prefixes})
+            self._count_length(len(prefix), 1)
         if c not in state.clients:
             state.clients[c] = None
             c.tracking.prefixes[prefix] = None
+
+    def _count_length(self, size: int, change: int):
+        counts = self._length_counts
+        counts[size] = counts.get(size, 0) + change
+        if not counts[size]:
+            del counts[size]
+        self._lengths = tuple(counts)
 
     # -- reads ----------------------------------------------------------------
     def after_call(self, c, cmd, argv, send=True):
@@ -565,21 +573,58 @@ def tracking_command(c, argv):
     get(server).enable(c, redirect, bcast, optin, optout, noloop, prefixes)
 
 
+# Above this many prefix comparisons, overlaps are found by sorting
+# (O(n log n)) instead of Redis's pairwise loop, so that a request with
+# thousands of prefixes can't stall the reactor.
+_PAIRWISE_LIMIT = 100_000
+
+
 def _check_prefixes(current, prefixes):
     """Redis's checkPrefixCollisionsOrReply.  (Redis 7.0 replies twice,
     the error then +OK, when the overlap is between two new prefixes
     other than the first one: here the error is the only reply.)"""
     existing = sorted(current.prefixes) if current is not None else []
+    if len(prefixes) * (len(existing) + len(prefixes)) > _PAIRWISE_LIMIT:
+        overlap = _sorted_overlap(existing, prefixes)
+        if overlap is not None:
+            _refuse_overlap(*overlap)
+        return
     for i, prefix in enumerate(prefixes):
         for other in existing:
             if _overlap(other, prefix):
-                raise CommandError(
-                    "ERR Prefix '%s' overlaps with an existing prefix '%s'. "
-                    "Prefixes for a single client must not overlap."
-                    % (_text(prefix), _text(other)))
+                _refuse_overlap(True, prefix, other)
         for other in prefixes[i + 1:]:
             if _overlap(prefix, other):
-                raise CommandError(
-                    "ERR Prefix '%s' overlaps with another provided prefix "
-                    "'%s'. Prefixes for a single client must not overlap."
-                    % (_text(prefix), _text(other)))
+                _refuse_overlap(False, prefix, other)
+
+
+def _sorted_overlap(existing, prefixes):
+    """A pair that overlaps, or None.  Sorted, a prefix of ``s`` comes
+    right before the strings that start with it, so neighbours suffice
+    (the client's own prefixes don't overlap each other, but for the
+    empty one, which overlaps everything)."""
+    if existing and existing[0] == b"" and prefixes:
+        return True, prefixes[0], b""
+    for prefix in prefixes:
+        at = bisect_left(existing, prefix)
+        for other in existing[max(at - 1, 0):at + 1]:
+            if _overlap(other, prefix):
+                return True, prefix, other
+    ordered = sorted(range(len(prefixes)), key=prefixes.__getitem__)
+    for a, b in zip(ordered, ordered[1:]):
+        if _overlap(prefixes[a], prefixes[b]):
+            first, second = min(a, b), max(a, b)
+            return False, prefixes[first], prefixes[second]
+    return None
+
+
+def _refuse_overlap(with_existing: bool, prefix: bytes, other: bytes):
+    if with_existing:
+        raise CommandError(
+            "ERR Prefix '%s' overlaps with an existing prefix '%s'. "
+            "Prefixes for a single client must not overlap."
+            % (_text(prefix), _text(other)))
+    raise CommandError(
+        "ERR Prefix '%s' overlaps with another provided prefix '%s'. "
+        "Prefixes for a single client must not overlap."
+        % (_text(prefix), _text(other)))

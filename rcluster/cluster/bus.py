@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from twisted.internet import tcp
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from rcluster.logs import logger
@@ -62,11 +63,14 @@ class WriteBatcher:
 
 def _direct_writer(transport):
     """``writeSomeData`` of a plain TCP transport, or None (TLS, or not a
-    Twisted socket transport: then everything goes through write())."""
-    if getattr(transport, "TLS", False) or \
-            not hasattr(transport, "_tempDataBuffer"):
+    Twisted socket transport: then everything goes through write()).  An
+    isinstance test, not attribute probing: a TLS wrapper (twisted's
+    BufferingTLSTransport) forwards unknown attributes to the socket
+    transport under it, whose writeSomeData would bypass the encryption."""
+    if type(transport) not in (tcp.Server, tcp.Client) or \
+            getattr(transport, "TLS", False):
         return None
-    return getattr(transport, "writeSomeData", None)
+    return transport.writeSomeData
 
 
 class BusProtocol(Protocol):

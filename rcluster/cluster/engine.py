@@ -285,10 +285,10 @@ class ClusterEngine:
         state = self.state
         now = state.now()
         handshake_timeout = max(state.node_timeout, 1000)
-        state.stats_pfail_nodes = sum(
+        state.stats_pfail_nodes = len([
             1 for node in state.nodes.values()
             if node.flags & (NODE_PFAIL | NODE_MYSELF | NODE_NOADDR)
-            == NODE_PFAIL)
+            == NODE_PFAIL])
         for node in list(state.nodes.values()) if nodes is None else nodes:
             if node.flags & (NODE_MYSELF | NODE_NOADDR):
                 continue

@@ -345,9 +345,19 @@ def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
+_IP_CACHE: dict = {}     # raw address field -> text (a gossip section
+_IP_CACHE_MAX = 4096     # names the same few addresses again and again)
+
+
 def _ip(raw: bytes) -> str:
     """An address field; like Redis, the 46th byte is always a terminator."""
-    return _cstr(raw[:IP_LEN - 1])
+    text = _IP_CACHE.get(raw)
+    if text is None:
+        text = _cstr(raw[:IP_LEN - 1])
+        if len(_IP_CACHE) >= _IP_CACHE_MAX:
+            _IP_CACHE.clear()
+        _IP_CACHE[raw] = text
+    return text
 
 
 def _text(value: str, what: str, room: Optional[int] = None) -> bytes:

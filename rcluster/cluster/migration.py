@@ -35,6 +35,7 @@ from twisted.internet import protocol
 
 from rcluster.blocking import BLOCKED
 from rcluster.cluster.keyslot import keyslot
+from rcluster.cluster.messages import NODE_FAIL
 from rcluster.logs import logger
 from rcluster.persistence.rdb import RdbError, dump_payload
 from rcluster.resp.codec import OK, Error, Status, encode, new_reader
@@ -309,6 +310,8 @@ class MigrateJob:
         self.m = migrations
         self.server = migrations.server
         self.client = client
+        # The database the keys come from: the caller's (SELECT).
+        self.source_db = getattr(client, "db", 0)
         self.host = host
         self.port = port
         self.dbid = dbid
@@ -359,7 +362,7 @@ class MigrateJob:
     def _plan(self):
         """Yield ('cmd', argv, key_or_None, last_for_key, barrier)."""
         server = self.server
-        ks = server.keyspace
+        ks = server.dbs[self.source_db]
         restore = b"RESTORE-ASKING" if server.cluster_mode else b"RESTORE"
         asking = server.cluster_mode
         if self.password is not None:
@@ -565,6 +568,15 @@ class MigrateJob:
         if self.copy or not keys:
             return
         server = self.server
+        previous = server.cur_db
+        server.use_db(self.source_db)
+        try:
+            self._delete_in_db(keys)
+        finally:
+            server.use_db(previous)
+
+    def _delete_in_db(self, keys):
+        server = self.server
         ks = server.keyspace
         gone = [k for k in keys if ks.delete(k)]
         if not gone:
@@ -655,14 +667,18 @@ class Migrations:
                     busy[slot] = n
                 else:
                     busy.pop(slot, None)
-        if self.parked and not self.inflight:
+        if self.parked:
+            # Everyone parked tries again (a client still blocked by
+            # another key or a paused slot parks again).
             self._unpark()
-        elif self.parked:
-            self._unpark(only_free=True)
 
     def _written(self, keys, client):
         if self.exports:
             self._export_written(keys)
+        if keys is None and self.imports:
+            # FLUSHALL took what was staged: those imports can't finish.
+            for imp in self.imports.values():
+                imp.state = "flushed"
         if not self.inflight or self.deleting:
             return
         if keys is None:
@@ -691,9 +707,21 @@ class Migrations:
     # -- atomic slot moves ----------------------------------------------------
     def export(self, slots, node) -> SlotExport:
         job = SlotExport(self, slots, node)
-        self.exports = [j for j in self.exports if j.active][-50:]
+        # History for GETSLOTMIGRATIONS: the last 50 (running ones kept).
+        done = [j for j in self.exports if not j.active and not j.deleting]
+        for old in done[:max(len(self.exports) - 49, 0)]:
+            self.exports.remove(old)
         job.start()
         return job
+
+    def deletes_slot(self, slot) -> bool:
+        """An atomic move at (or past) its cut-over deletes this slot's
+        keys itself, a slice per reactor turn."""
+        for job in self.exports:
+            if job.finishing and slot in job.slot_set and (
+                    job.state == "finishing" or job.deleting):
+                return True
+        return False
 
     def exporting(self, slot):
         for job in self.exports:
@@ -738,15 +766,19 @@ class Migrations:
         return imp
 
     # -- writes to keys in flight wait -------------------------------------
-    def park(self, c, calls) -> bool:
+    def park(self, c, calls, argv) -> bool:
         """True (and the client parked) when one of the calls writes a key
         that is in flight, or a key of a slot paused for its cut-over."""
         inflight = self.inflight
         paused = self.paused_slots
-        for cmd, argv in calls:
-            if "write" not in cmd.flags or cmd.name == "migrate":
+        for cmd, qargv in calls:
+            flags = cmd.flags
+            if cmd.name == "migrate" or not (
+                    "write" in flags or "may_replicate" in flags):
                 continue
-            for key in cmd.write_keys(argv):
+            keys = cmd.write_keys(qargv) if "write" in flags \
+                else cmd.keys(qargv)         # EVAL/FCALL: their keys
+            for key in keys:
                 if key in inflight or (paused and keyslot(key) in paused):
                     c.pending.appendleft(argv)
                     c.blocked = "migrate"
@@ -754,7 +786,7 @@ class Migrations:
                     return True
         return False
 
-    def _unpark(self, only_free=False):
+    def _unpark(self):
         waiting, self.parked = self.parked, []
         for client in waiting:
             if client.blocked == "migrate" and not client.closed:
@@ -826,6 +858,7 @@ SYNC_BYTES = 8 << 20         # bytes in flight to the target, at most
 PAUSE_LIMIT = 5.0            # seconds writes may wait at the cut-over
 CATCH_UP = 64                # changed keys left before pausing writes
 DELETE_SLICE = 1000          # keys the source deletes per reactor turn
+LOAD_KEYS = 128              # small keys per SYNCSLOTS LOAD
 
 
 def format_ranges(slots) -> str:
@@ -843,10 +876,7 @@ def format_ranges(slots) -> str:
 class SlotExport:
     """One CLUSTER MIGRATESLOTS ... NODE <id> on the source."""
 
-    _ids = 0
-
     def __init__(self, migrations, slots, node):
-        SlotExport._ids += 1
         self.name = "%040x" % random.getrandbits(160)
         self.m = migrations
         self.server = migrations.server
@@ -868,7 +898,9 @@ class SlotExport:
         self.outstanding = 0
         self.outstanding_bytes = 0
         self.keys_sent = 0
-        self.keys_total = sum(self.server.keyspace.count_in_slot(s)
+        # Keys of every database (cluster-databases); an item of
+        # unsent/dirty is the key (db 0) or a (db, key) pair.
+        self.keys_total = sum(self.server.count_in_slot(s)
                               for s in self.slots)
         self.bytes_sent = 0
         self.paused_at = None
@@ -876,6 +908,7 @@ class SlotExport:
         self.pumping = False
         self.finishing = False
         self.deleting: deque = deque()
+        self.current = None               # the key being sent (generator)
 
     # -- progress -----------------------------------------------------------
     @property
@@ -885,9 +918,8 @@ class SlotExport:
     def keys_left(self) -> int:
         if self.state in ("success",):
             return 0
-        ks = self.server.keyspace
         left = len(self.unsent) + len(self.dirty)
-        left += sum(ks.count_in_slot(s) for s in self.todo_slots)
+        left += sum(self.server.count_in_slot(s) for s in self.todo_slots)
         return left
 
     def describe(self):
@@ -930,8 +962,8 @@ class SlotExport:
         self.proto = proto
         proto.link = self
         self.state = "snapshot"
-        password = self.server.settings.get("masterauth") \
-            if hasattr(self.server.settings, "get") else None
+        # The target may want a password: the cluster's (masterauth).
+        password = getattr(self.server.settings, "masterauth", None)
         cmds = []
         if password:
             cmds.append([b"AUTH", password.encode()
@@ -985,21 +1017,44 @@ class SlotExport:
             self.outstanding_bytes >= SYNC_BYTES
 
     def _key_cmds(self, key):
-        ks = self.server.keyspace
-        value = ks.lookup(key)
-        if value is None:
-            yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", b"DEL", key]
-            return
-        ttl = 0
-        when = ks.expire_time(key)
-        if when is not None:
-            ttl = max(when - self.server.now_ms(), 1)
-        first, rest = key_commands(key, value, ttl, True, b"RESTORE",
-                                   self.server.settings)
-        yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
-        if rest is not None:
+        """The commands for one key, as ("small", (key, ttl, payload)) -
+        batched by the caller into SYNCSLOTS LOAD - or ("cmd", argv): a
+        big value is RESTORE of a first slice, then appends.  A key of
+        another database goes between SELECTs.  The keyspace is read at
+        once (never across a yield: the current db is the server's)."""
+        db = 0
+        if key.__class__ is tuple:
+            db, key = key
+        server = self.server
+        previous = server.cur_db
+        if db:
+            server.use_db(db)
+        try:
+            ks = server.keyspace
+            value = ks.lookup(key)
+            first = rest = None
+            if value is not None:
+                ttl = 0
+                when = ks.expire_time(key)
+                if when is not None:
+                    ttl = max(when - server.now_ms(), 1)
+                first, rest = key_commands(key, value, ttl, True,
+                                           b"RESTORE", server.settings)
+        finally:
+            if db:
+                server.use_db(previous)
+        if db:
+            yield "cmd", [b"SELECT", b"%d" % db]
+        if first is None:
+            yield "small", (key, b"-1", b"")
+        elif rest is None:
+            yield "small", (key, first[2], first[3])
+        else:
+            yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
             for argv in rest:
-                yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
+                yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
+        if db:
+            yield "cmd", [b"SELECT", b"0"]
 
     def _pump(self):
         """Send what the window allows: listed keys, then changed keys;
@@ -1008,22 +1063,40 @@ class SlotExport:
         if not self.active or self.proto is None or self.finishing:
             return
         batch, size = [], 0
+        load = None                       # the SYNCSLOTS LOAD being filled
         while not self._window_full() and size < SLICE_BYTES:
-            key = self._next_key()
-            if key is None:
-                break
-            for argv in self._key_cmds(key):
-                batch.append(argv)
-                size += sum(len(a) for a in argv)
-            self.keys_sent += 1
+            if self.current is None:
+                # A big value's commands are built a slice at a time too.
+                key = self._next_key()
+                if key is None:
+                    break
+                self.current = self._key_cmds(key)
+                self.keys_sent += 1
+            item = next(self.current, None)
+            if item is None:
+                self.current = None
+                continue
+            kind, what = item
+            if kind == "small":
+                if load is None or len(load) >= 3 + 3 * LOAD_KEYS:
+                    load = [b"CLUSTER", b"SYNCSLOTS", b"LOAD"]
+                    batch.append(load)
+                load.extend(what)
+                size += sum(len(a) for a in what) + 24
+            else:
+                load = None
+                batch.append(what)
+                size += sum(len(a) for a in what)
         if batch:
             self._send(batch)
-        if self.todo_slots or self.unsent:
+        if self.todo_slots or self.unsent or self.current is not None:
             if not self._window_full():
                 self._schedule()
             return
         self.state = "streaming" if self.paused_at is None else "paused"
-        if self.paused_at is None and len(self.dirty) <= CATCH_UP:
+        if self.paused_at is None and len(self.dirty) <= CATCH_UP and \
+                self.outstanding <= CATCH_UP:
+            # Caught up: the last changes go while writes wait.
             self._pause()
         if self.paused_at is not None and not self.dirty and \
                 self.outstanding == 0:
@@ -1046,6 +1119,11 @@ class SlotExport:
             slot = self.todo_slots.popleft()
             ks = self.server.keyspace
             keys = ks.keys_in_slot(slot, ks.count_in_slot(slot))
+            for db, other in self.server.dbs.items():
+                if db and other.count_in_slot(slot):
+                    keys += [(db, k) for k in
+                             other.keys_in_slot(slot,
+                                                other.count_in_slot(slot))]
             self.listed.add(slot)
             self.unsent.extend(keys)
             self.unsent_set.update(keys)
@@ -1053,6 +1131,8 @@ class SlotExport:
     def written(self, key):
         """The key listener: a key of our slots changed."""
         slot = keyslot(key)
+        if self.server.cur_db:
+            key = (self.server.cur_db, key)
         if slot in self.listed and key not in self.unsent_set:
             self.dirty[key] = None
             if self.proto is not None and not self.finishing:
@@ -1109,21 +1189,43 @@ class SlotExport:
         self.server.clock.callLater(0, self._delete_some)
 
     def _delete_some(self):
-        """The source deletes the moved keys, a slice per reactor turn."""
+        """The source deletes the moved keys, a slice per reactor turn,
+        in every database."""
+        server = self.server
+        for db, other in server.dbs.items():
+            if db and other.count:
+                previous = server.cur_db
+                server.use_db(db)
+                try:
+                    self._delete_slice(list(self.deleting))
+                finally:
+                    server.use_db(previous)
+        self._delete_slice(self.deleting)
+        if self.deleting:
+            server.clock.callLater(0, self._delete_some)
+
+    def _delete_slice(self, deleting):
+        """Delete up to DELETE_SLICE keys of the slots in ``deleting``
+        (consumed as they empty) from the database in use."""
         server = self.server
         ks = server.keyspace
         wp = server.write_path
         lazy = server.settings.lazyfree_lazy_server_del
         budget = DELETE_SLICE
         gone = []
-        while self.deleting and budget > 0:
-            slot = self.deleting[0]
+        while deleting and budget > 0:
+            slot = deleting[0]
             if self.cluster.slots[slot] is self.cluster.myself:
-                self.deleting.popleft()     # ours again: not to delete
+                deleting.pop(0) if deleting.__class__ is list \
+                    else deleting.popleft()    # ours again: not to delete
                 continue
             keys = ks.keys_in_slot(slot, budget)
             if not keys:
-                self.deleting.popleft()
+                if deleting is self.deleting and \
+                        server.count_in_slot(slot):
+                    break       # another database's keys: next turn
+                deleting.pop(0) if deleting.__class__ is list \
+                    else deleting.popleft()
                 continue
             for key in keys:
                 ks.delete(key)
@@ -1133,8 +1235,6 @@ class SlotExport:
         if gone:
             server.touch_watched(gone)
             wp.flush(wrap=False)
-        if self.deleting:
-            server.clock.callLater(0, self._delete_some)
 
     # -- the end ----------------------------------------------------------------
     def cancel(self, message="canceled"):
@@ -1156,22 +1256,29 @@ class SlotExport:
             self.pause_timer.cancel()
         self.pause_timer = None
         self.m.unpause_slots(self)
+        if self.finishing:
+            # FINISH went out: the target may own the slots now (its
+            # gossip says so); what we no longer own is deleted in slices.
+            self.deleting.extend(self.slots)
+            self.server.clock.callLater(0, self._delete_some)
         proto, self.proto = self.proto, None
         if proto is not None:
             proto.link = None
-            if not proto.lost:
+            if not proto.lost and not self.finishing:
                 proto.send([[b"CLUSTER", b"SYNCSLOTS", b"CANCEL"]],
                            [lambda reply: None])
                 proto.transport.loseConnection()
 
     def check(self):
-        """Cron: a failover of either end cancels the move."""
-        if not self.active:
+        """Cron: a failover of either end cancels the move (not once
+        FINISH is sent: the target may already own the slots, and its
+        gossip may reach us before its reply)."""
+        if not self.active or self.finishing:
             return
         me = self.cluster.myself
         if not me.is_master:
             self._fail("this node became a replica")
-        elif not self.node.is_master or self.node.flags & 0x08:  # FAIL
+        elif not self.node.is_master or self.node.flags & NODE_FAIL:
             self._fail("the target failed or is no longer a master")
         elif any(self.cluster.slots[s] is not me for s in self.slots):
             self._fail("the slots changed owner")
@@ -1192,6 +1299,18 @@ class SlotImport:
 def drop_staged(server, slots):
     """Delete the keys of slots this node doesn't own (an import that was
     canceled, or left over by a failed attempt)."""
+    gone = 0
+    for db, ks in server.dbs.items():
+        previous = server.cur_db
+        server.use_db(db)
+        try:
+            gone += _drop_staged_in_db(server, slots)
+        finally:
+            server.use_db(previous)
+    return gone
+
+
+def _drop_staged_in_db(server, slots):
     cluster = server.cluster
     ks = server.keyspace
     wp = server.write_path

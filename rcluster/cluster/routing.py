@@ -66,12 +66,12 @@ class Router:
             calls = c.multi
         else:
             calls = ((cmd, argv),)
-        if getattr(state, "busy_slots", None) and cmd.name != "exec":
-            # A write to a key a MIGRATE has in flight waits for it (False:
-            # the client is parked and runs the command again later).
-            # Inside MULTI the queued write waits, so EXEC never has to.
+        if getattr(state, "busy_slots", None):
+            # A write to a key a MIGRATE has in flight, or to a slot an
+            # atomic move is cutting over, waits (False: the client is
+            # parked and runs the command - or the EXEC - again later).
             migrations = self.server.extensions.get("migration")
-            if migrations is not None and migrations.park(c, calls):
+            if migrations is not None and migrations.park(c, calls, argv):
                 return False
         shard_pubsub = _shard_pubsub(cmd)
         firstkey = None

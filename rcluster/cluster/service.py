@@ -55,9 +55,25 @@ class ServerHost(Host):
         return self.on_replicate is not None
 
     def count_keys_in_slot(self, slot):
-        return self.server.keyspace.count_in_slot(slot)
+        return self.server.count_in_slot(slot)
 
     def delete_keys_in_slot(self, slot):
+        server = self.server
+        migrations = server.extensions.get("migration")
+        if migrations is not None and migrations.deletes_slot(slot):
+            return 0    # an atomic slot move deletes them, in slices
+        deleted = 0
+        for index, ks in server.dbs.items():
+            if ks.count_in_slot(slot):
+                previous = server.cur_db
+                server.use_db(index)
+                try:
+                    deleted += self._delete_slot_keys(slot)
+                finally:
+                    server.use_db(previous)
+        return deleted
+
+    def _delete_slot_keys(self, slot):
         server = self.server
         keys = server.keyspace.keys_in_slot(slot, server.keyspace.count_in_slot(slot))
         write_path = server.write_path
@@ -70,11 +86,11 @@ class ServerHost(Host):
         return len(keys)
 
     def db_size(self):
-        return len(self.server.keyspace)
+        return sum(len(ks) for ks in self.server.dbs)
 
     def empty_data(self):
         self.server.write_path.flushed(None)
-        self.server.keyspace.flush()
+        self.server.flush_all_dbs()
 
     def deliver(self, channel, message, shard):
         self.server.pubsub.deliver(channel, message, shard)

@@ -2,7 +2,8 @@
 row in the command table (see table.py); add a family by importing it here.
 """
 from rcluster.commands import (  # noqa: F401
-    appendonly, bitmaps, clients, cluster, config, connection, debug, dump,
+    appendonly, bitmaps, clients, cluster, config, connection, dbs, debug,
+    dump,
     geo, hashes, hyperloglog, introspection, keys, lists, memory_commands,
     migrate,
     persistence, pubsub,

@@ -86,7 +86,7 @@ def info_line(c, now: float, running=None) -> str:
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} "
         f"name={_text(c.name)} age={int(now) - int(c.created)} "
         f"idle={int(now) - int(c.last_interaction)} flags={c.flag_letters()} "
-        f"db=0 sub={len(c.channels)} psub={len(c.patterns)} "
+        f"db={c.db} sub={len(c.channels)} psub={len(c.patterns)} "
         f"ssub={len(c.shard_channels)} "
         f"multi={len(queued) if queued is not None else -1} "
         f"qbuf={qbuf} qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} "

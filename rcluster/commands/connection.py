@@ -5,6 +5,7 @@ import hmac
 
 from rcluster import REDIS_VERSION
 from rcluster.commands.common import SYNTAX, arity_error, parse_int
+from rcluster.commands import dbs
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import OK, PONG, Map, Status
 
@@ -121,16 +122,8 @@ def validate_client_name(name: bytes) -> bytes:
 @command("select", 2, "loading stale fast", summary="Change the selected database",
          **_G)
 def select(c, argv):
-    index = parse_int(argv[1])
-    if not -2**31 <= index < 2**31:
-        raise CommandError("ERR value is out of range, value must between "
-                           "-2147483648 and 2147483647")
-    if c.server.settings.cluster_enabled and index != 0:
-        raise CommandError("ERR SELECT is not allowed in cluster mode")
-    if index != 0:
-        # rcluster keeps one database, as a cluster node does.
-        raise CommandError("ERR DB index is out of range")
-    return OK
+    # databases / cluster-databases (commands/dbs.py).
+    return dbs.select(c, argv)
 
 
 @command("quit", -1, "noscript loading stale fast no_auth allow_busy",
@@ -153,6 +146,7 @@ def reset(c, argv):
         server.tracking.disable(c)
     c.resp3 = False
     c.name = b""
+    c.db = 0                        # selectDb(c, 0)
     c.asking = False
     c.readonly = False
     c.reply_mode = "on"

@@ -98,7 +98,8 @@ def _argument_docs(arguments) -> list:
         if "key_spec_index" in arg:
             pairs.append((b"key_spec_index", arg["key_spec_index"]))
         for field in ("token", "summary", "since", "deprecated_since"):
-            if arg.get(field):
+            # (MIGRATE's empty_string has the token "": it is shown.)
+            if arg.get(field) or (field == "token" and field in arg):
                 pairs.append((field.encode(), arg[field].encode()))
         flags = [Status(f) for f in _ARG_FLAGS if arg.get(f)]
         if flags:
@@ -352,7 +353,9 @@ def selected_sections(args) -> list:
         if name == "default":
             wanted.update(n for n, s in _SECTIONS.items() if s.default)
         elif name in ("all", "everything"):
-            wanted.update(_SECTIONS)
+            # (default=None: a section shown only when asked by name.)
+            wanted.update(n for n, s in _SECTIONS.items()
+                          if s.default is not None)
         else:
             wanted.add(_ALIASES.get(name, name))
     return [name for name in _SECTIONS if name in wanted]
@@ -735,8 +738,5 @@ def _cluster(server):
 
 @info_section("keyspace")
 def _keyspace(server):
-    ks = server.keyspace
-    if not ks.count:
-        return []
-    return [("db0", "keys=%d,expires=%d,avg_ttl=0"
-             % (ks.count, len(ks.expires)))]
+    from rcluster.commands.dbs import info_lines
+    return info_lines(server)

@@ -17,6 +17,7 @@ from rcluster.commands.strings import EXPIRE_ERROR
 from rcluster.commands.table import (CommandError, command, container,
                                      key_range)
 from rcluster import eviction
+from rcluster.commands import dbs
 from rcluster.glob import compile_glob
 from rcluster.notify import GENERIC, KEY_MISS, notify
 from rcluster.persistence.rdb import hash_encoding, set_encoding
@@ -330,18 +331,21 @@ def duplicate(value):
          "of nested items. O(1) for string values.", **_G)
 def copy(c, argv):
     replace = False
+    db = c.server.cur_db
     j = 3
     while j < len(argv):
         option = argv[j].lower()
         if option == b"replace":
             replace = True
         elif option == b"db" and j + 1 < len(argv):
-            check_db(argv[j + 1])
+            db = dbs.parse_db(c, argv[j + 1])
             j += 1
         else:
             raise CommandError(SYNTAX)
         j += 1
     src, dst = argv[1], argv[2]
+    if db != c.server.cur_db:
+        return dbs.copy_to_db(c, src, dst, db, replace, duplicate)
     if src == dst:
         raise CommandError(SAME_OBJECT)
     value = lookup_read(c, src)
@@ -361,11 +365,7 @@ def copy(c, argv):
 @command("move", 3, "write fast", keys=(1, 1, 1, "RW access update"),
          summary="Move a key to another database", complexity=O1, **_G)
 def move(c, argv):
-    if c.server.settings.cluster_enabled:
-        raise CommandError("ERR MOVE is not allowed in cluster mode")
-    check_db(argv[2])
-    # The target can only be db 0, the source itself.
-    raise CommandError(SAME_OBJECT)
+    return dbs.move(c, argv)
 
 
 # -- KEYS, SCAN, RANDOMKEY, DBSIZE --------------------------------------------
@@ -429,18 +429,12 @@ def dbsize(c, argv):
 
 # -- FLUSHALL, FLUSHDB --------------------------------------------------------
 
-def _flush(c, argv):
+def _flush(c, argv, everything=False):
     if len(argv) > 2 or (len(argv) == 2 and
                          argv[1].lower() not in (b"sync", b"async")):
         raise CommandError(SYNTAX)
-    server = c.server
-    server.write_path.flushed(c)
-    ks = server.keyspace
-    if not ks.flush():
-        # Redis propagates a flush of an empty keyspace too
-        # (forceCommandPropagation): mark it as a write.
-        ks.dirty += 1
-    return OK
+    # FLUSHDB the db in use, FLUSHALL every db (commands/dbs.py).
+    return dbs.flush(c, everything)
 
 
 _FLUSH = dict(group="server", acl="keyspace dangerous",
@@ -454,7 +448,7 @@ _FLUSH = dict(group="server", acl="keyspace dangerous",
          complexity="O(N) where N is the total number of keys in all "
          "databases", **_FLUSH)
 def flushall(c, argv):
-    return _flush(c, argv)
+    return _flush(c, argv, True)
 
 
 @command("flushdb", -1, "write",
@@ -546,6 +540,7 @@ def object_refcount(c, argv):
          **_OBJECT)
 def object_idletime(c, argv):
     ks = c.server.keyspace
+    ks.track = True     # reads are recorded from now on (eviction.py)
     if ks.peek(argv[2]) is None:    # LOOKUP_NOTOUCH: no access recorded
         return None
     if _uses_lfu(c.server.settings):

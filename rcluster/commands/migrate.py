@@ -45,9 +45,9 @@ _SPECS = [
 _ARGS = (
     {"name": "host", "type": "string"},
     {"name": "port", "type": "integer"},
-    {"name": "key-selector", "type": "oneof", "arguments": (
+    {"name": "key_or_empty_string", "type": "oneof", "arguments": (
         {"name": "key", "type": "key", "key_spec_index": 0},
-        {"name": "empty-string", "type": "pure-token", "token": '""'})},
+        {"name": "empty_string", "type": "pure-token", "token": ""})},
     {"name": "destination-db", "type": "integer"},
     {"name": "timeout", "type": "integer"},
     {"name": "copy", "type": "pure-token", "token": "COPY", "since": "3.0.0",
@@ -56,13 +56,13 @@ _ARGS = (
      "since": "3.0.0", "optional": True},
     {"name": "authentication", "type": "oneof", "optional": True,
      "arguments": (
-         {"name": "auth", "type": "string", "token": "AUTH",
-          "since": "4.0.7"},
-         {"name": "auth2", "type": "block", "token": "AUTH2",
-          "since": "6.0.0", "arguments": (
+         {"name": "password", "type": "string", "token": "AUTH",
+          "since": "4.0.7", "optional": True},
+         {"name": "username_password", "type": "block", "token": "AUTH2",
+          "since": "6.0.0", "optional": True, "arguments": (
               {"name": "username", "type": "string"},
               {"name": "password", "type": "string"})})},
-    {"name": "keys", "type": "key", "token": "KEYS", "since": "3.0.6",
+    {"name": "key", "type": "key", "token": "KEYS", "since": "3.0.6",
      "optional": True, "multiple": True, "key_spec_index": 1},
 )
 _HISTORY = (("3.0.0", "Added the `COPY` and `REPLACE` options."),
@@ -289,7 +289,12 @@ def cluster_syncslots(c, argv):
         no_propagation(c)
         imp.keys += 1
         return reply
+    if sub == b"load" and len(argv) >= 6 and len(argv) % 3 == 0:
+        return _syncslots_load(c, imp, argv)
     if sub == b"finish" and len(argv) == 3:
+        if imp.state != "importing":
+            m.end_import(c, cancel=True)
+            raise CommandError("ERR The import was flushed: it can't finish")
         m.end_import(c, cancel=False)
         engine_of(c).take_slots(sorted(imp.slots))
         return OK
@@ -297,3 +302,75 @@ def cluster_syncslots(c, argv):
         m.end_import(c, cancel=True)
         return OK
     raise CommandError(SYNTAX)
+
+
+def _info_migrations(server):
+    """INFO slot_migrations (only when asked by name: Redis has none):
+    MIGRATE's counters and a line per atomic move, newest last."""
+    m = server.extensions.get("migration")
+    if m is None:
+        return [("migrate_cached_sockets", 0), ("migrate_keys_in_flight", 0),
+                ("migrate_keys_migrated", 0), ("slot_migrations_active", 0),
+                ("slot_imports_active", 0)]
+    from rcluster.cluster.migration import format_ranges
+    fields = list(m.info())
+    for i, job in enumerate(m.exports):
+        elapsed = max(job.updated - job.created, 1e-3)
+        fields.append((f"migration{i}", ",".join([
+            f"name={job.name}", f"state={job.state}",
+            f"slots={format_ranges(job.slots).replace(' ', ';')}",
+            f"target={job.node.name}", f"keys_sent={job.keys_sent}",
+            f"keys_left={job.keys_left()}", f"bytes={job.bytes_sent}",
+            f"keys_per_sec={int(job.keys_sent / elapsed)}"])))
+    return fields
+
+
+def _register_info():
+    from rcluster.commands.introspection import info_section
+    info_section("slot_migrations", "Slot Migrations",
+                 default=None)(_info_migrations)
+
+
+_register_info()
+
+
+def _syncslots_load(c, imp, argv):
+    """SYNCSLOTS LOAD key ttl payload [key ttl payload ...]: many small
+    keys in one command (ttl in ms, 0 none, -1 = the key is gone: DEL).
+    Each key reaches replicas/AOF as RESTORE ... REPLACE [ABSTTL] or DEL."""
+    from rcluster.cluster.keyslot import keyslot
+    from rcluster.commands.common import also_propagate, no_propagation
+    from rcluster.persistence.rdb import RdbError, load_payload
+    server = c.server
+    ks = server.keyspace
+    settings = server.settings
+    triples = [(argv[j], parse_int(argv[j + 1]), argv[j + 2])
+               for j in range(3, len(argv), 3)]
+    values = []
+    for key, ttl, payload in triples:
+        if keyslot(key) not in imp.slots:
+            raise CommandError("ERR Key outside of the imported slots")
+        if ttl < 0:
+            values.append(None)
+            continue
+        try:
+            values.append(load_payload(payload, settings))
+        except RdbError as err:
+            raise CommandError("ERR " + str(err))
+    now = ks.now
+    for (key, ttl, payload), value in zip(triples, values):
+        if value is None:
+            if ks.delete(key):
+                also_propagate(c, [b"DEL", key])
+            continue
+        ks.set(key, value)
+        if ttl > 0:
+            ks.set_expire(key, now + ttl)
+            also_propagate(c, [b"RESTORE", key, b"%d" % (now + ttl), payload,
+                               b"REPLACE", b"ABSTTL"])
+        else:
+            also_propagate(c, [b"RESTORE", key, b"0", payload, b"REPLACE"])
+    no_propagation(c)
+    server.write_path.touched([t[0] for t in triples], c)
+    imp.keys += len(triples)
+    return len(triples)

@@ -115,7 +115,7 @@ def debug_reload(c, argv):
             raise CommandError("ERR")
     server = c.server
     if flush:
-        server.keyspace.flush()
+        server.flush_all_dbs()
     try:
         # NOFLUSH without MERGE: a key in both is an error (Redis kills
         # the server there; here the load stops and says so).

@@ -113,12 +113,12 @@ def redacted(argv) -> list:
     return out
 
 
-def monitor_line(now: float, origin: str, argv) -> bytes:
+def monitor_line(now: float, origin: str, argv, db: int = 0) -> bytes:
     usec = int(now * 1_000_000)
     seconds, micros = divmod(usec, 1_000_000)
     args = " ".join(repr_bytes(arg) for arg in redacted(argv))
-    return b"+%d.%06d [0 %s] %s\r\n" % (seconds, micros, origin.encode(),
-                                        args.encode())
+    return b"+%d.%06d [%d %s] %s\r\n" % (seconds, micros, db,
+                                         origin.encode(), args.encode())
 
 
 def _origin(c) -> str:
@@ -153,7 +153,7 @@ class Monitors:
                 self.server.monitor = None
                 return
         line = Raw(monitor_line(self.server.clock.seconds(), _origin(c),
-                                argv))
+                                argv, c.db))
         for m in watching:
             m.push(line)
 

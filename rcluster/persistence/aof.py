@@ -716,13 +716,18 @@ class Aof:
                     continue
                 if lower == b"select":
                     db = _parse_int(argv[1]) if len(argv) == 2 else None
-                    if db != 0:
+                    count = len(self.server.dbs)
+                    if db is None or not 0 <= db < count:
                         raise AofLoadError(
                             "The append only file %s selects database %s at "
-                            "offset %d: rcluster keeps database 0 only"
+                            "offset %d: this node has %d database(s) "
+                            "(databases / cluster-databases)"
                             % (path, argv[1:2] and argv[1].decode(
-                                "utf-8", "replace"), end))
-                    if multi is None:
+                                "utf-8", "replace"), end, count))
+                    if multi is not None:
+                        multi.append(argv)
+                    else:
+                        fake.db = db
                         valid_up_to = end
                     continue
                 if multi is not None:
@@ -815,10 +820,17 @@ class Aof:
         cmd, error = self.server.table.lookup(argv)
         if cmd is None:
             self._unknown(argv, path, name, end, error)
+        server = self.server
+        previous = server.cur_db
+        if fake.db != previous:
+            server.use_db(fake.db)      # SELECT n earlier in the file
         try:
             cmd.handler(fake, argv)
         except CommandError:
             pass                # a failing command changed nothing
+        finally:
+            if server.cur_db != previous:
+                server.use_db(previous)
         fake.out.clear()
         # Loaded commands are not propagated (Redis runs them outside call()).
         self.server.write_path.discard()
@@ -1165,7 +1177,7 @@ class Aof:
 
     def _start_rewrite(self) -> bool:
         """rewriteAppendOnlyFileBackground."""
-        from rcluster.persistence.snapshot import BackgroundSave, Snapshot
+        from rcluster.persistence.snapshot import BackgroundSave, snapshot_of
         try:
             os.makedirs(self.dirname, exist_ok=True)
         except OSError as err:
@@ -1190,9 +1202,9 @@ class Aof:
             self.rewrite_ok = False
             return False
         self.rewrite_tmp, self.rewrite_fh = tmp, fh
-        snapshot = Snapshot(self.server.keyspace, self._base_writer(),
-                            fh.write, aux=self._aux(),
-                            functions=self._functions())
+        snapshot = snapshot_of(self.server, self._base_writer(),
+                               fh.write, aux=self._aux(),
+                               functions=self._functions())
         self.rewrite_job = BackgroundSave(
             snapshot, self.reactor, self._rewrite_done,
             key_delay_us=self.settings.rdb_key_save_delay)
@@ -1376,11 +1388,11 @@ class Aof:
     def _write_base_now(self, path):
         """rewriteAppendOnlyFile in the foreground (start-up, or an empty
         AOF): the current dataset into ``path``, atomically."""
-        from rcluster.persistence.snapshot import Snapshot
+        from rcluster.persistence.snapshot import snapshot_of
         tmp = "temp-rewriteaof-%d.aof" % os.getpid()
         with open(tmp, "wb") as fh:
-            Snapshot(self.server.keyspace, self._base_writer(), fh.write,
-                     aux=self._aux(), functions=self._functions()).run()
+            snapshot_of(self.server, self._base_writer(), fh.write,
+                        aux=self._aux(), functions=self._functions()).run()
             fh.flush()
             os.fsync(fh.fileno())
         os.rename(tmp, path)
@@ -1461,7 +1473,7 @@ class Aof:
             self._flush(force=True)
             if self.fd != -1:
                 os.fsync(self.fd)
-        self.server.keyspace.flush()
+        self.server.flush_all_dbs()
         result = self.load()
         log.info("Append Only File loaded by DEBUG LOADAOF")
         return result

@@ -35,7 +35,8 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
 from rcluster.logs import logger
-from rcluster.persistence.snapshot import BackgroundSave, Snapshot
+from rcluster.persistence.snapshot import (BackgroundSave, Snapshot,
+                                           snapshot_of)
 from rcluster.resp.codec import Error
 
 REDIS_VERSION = "7.0.15"
@@ -287,11 +288,18 @@ class RdbLoad:
             elif kind == "Aux":
                 self._aux(record.name, record.value)
             elif kind == "SelectDb":
-                if record.db != 0:
+                dbs = getattr(self.server, "dbs", None)
+                count = len(dbs) if dbs is not None else 1
+                if not 0 <= record.db < count:
                     raise LoadError(
                         "Bad RDB file '%s': it holds keys of database %d, "
-                        "and rcluster serves database 0 only"
-                        % (os.path.abspath(self.path), record.db))
+                        "and this node has %d database%s (databases / "
+                        "cluster-databases)"
+                        % (os.path.abspath(self.path), record.db, count,
+                           "s" if count > 1 else ""))
+                ks = self.keyspace = dbs[record.db] if dbs is not None \
+                    else self.keyspace
+                ks.now = now
             elif kind == "Function":
                 self.functions.append(record.code)
         del pending[:index]
@@ -616,9 +624,9 @@ class PersistenceService(service.Service):
             # The writer checksums its output in batches (1 MiB: ~70 ms of
             # CRC64 in one go); smaller steps keep each slice short.
             writer._BATCH = _CRC_BATCH
-        return Snapshot(self.server.keyspace, writer, out,
-                        rdb_aux(self.server, now),
-                        function_codes(self.server))
+        return snapshot_of(self.server, writer, out,
+                           rdb_aux(self.server, now),
+                           function_codes(self.server))
 
     def save_now(self):
         """SAVE: write the dataset synchronously (raises SaveError)."""

@@ -85,10 +85,23 @@ class Snapshot:
     instant; ``step()`` serializes slots for a bounded time; ``done`` is
     true once the footer is out."""
 
-    def __init__(self, keyspace, writer, out, aux=(), functions=()):
+    def __init__(self, keyspace, writer, out, aux=(), functions=(), db=0,
+                 part=False):
         self.keyspace = keyspace
         self.writer = writer
         self.out = out
+        # The database number written before the keys; ``part``: one
+        # database of a MultiSnapshot (no header nor footer, and output
+        # held back until its turn: ``held`` is a list until then).
+        self.db = db
+        self.part = part
+        self.held = [] if part else None
+        if part:
+            # Until its turn a part encodes with a copy of the writer, so
+            # that the real one (which checksums what it encodes, in
+            # order) sees the held bytes when they are emitted.
+            self.main_writer = writer
+            self.writer = _shadow(writer)
         self.aux = aux
         self.functions = functions
         self.slots = None
@@ -113,10 +126,11 @@ class Snapshot:
         self.expires = ks.expires
         self.keys_total = ks.count
         writer = self.writer
-        parts = [writer.header(self.aux)]
+        parts = [] if self.part else [writer.header(self.aux)]
         parts += [writer.function(code) for code in self.functions]
         if ks.count:
-            parts.append(writer.select_db(0, ks.count, len(ks.expires)))
+            parts.append(writer.select_db(self.db, ks.count,
+                                          len(ks.expires)))
         self._emit(b"".join(parts))
         self.started = True
         _attach(ks, self)
@@ -136,12 +150,27 @@ class Snapshot:
 
     def _finish(self):
         self._unhook()
-        self._emit(self.writer.footer())
+        if not self.part:
+            self._emit(self.writer.footer())
         self.done = True
 
     def _emit(self, data: bytes):
         if data:
             self.bytes_written += len(data)
+            if self.held is not None:
+                self.held.append(data)
+            else:
+                self.out(data)
+
+    def release(self):
+        """A part's turn: what it held back goes out, the rest follows."""
+        held, self.held = self.held, None
+        self.writer = self.main_writer
+        if held:
+            data = b"".join(held)
+            absorb = getattr(self.writer, "_out", None)
+            if absorb is not None:
+                absorb(data)        # the checksum, in file order
             self.out(data)
 
     # -- the hook -----------------------------------------------------------
@@ -242,6 +271,114 @@ class Snapshot:
             self.start()
         while not self.done:
             self.step(budget=3600.0)
+
+
+def _shadow(writer):
+    """A copy of writer that encodes alike but checksums apart."""
+    import copy
+    shadow = copy.copy(writer)
+    if hasattr(shadow, "_pending"):
+        shadow._pending = []
+        shadow._pending_size = 0
+    if hasattr(shadow, "crc"):
+        shadow.crc = 0
+    return shadow
+
+
+class MultiSnapshot:
+    """A Snapshot of several databases: the header, then each non-empty
+    database as a part (its SELECTDB and keys), then the footer.  Every
+    part takes its instant at ``start`` (all at once, point-in-time across
+    databases); a part whose turn has not come holds what its hook writes
+    early, and releases it after its SELECTDB when its turn comes."""
+
+    def __init__(self, dbs, writer, out, aux=(), functions=()):
+        self.writer = writer
+        self.out = out
+        self.aux = aux
+        self.functions = functions
+        self.parts = [Snapshot(ks, writer, out, db=index, part=True)
+                      for index, ks in dbs if ks.count]
+        self.current = 0
+        self.started = False
+        self.done = False
+        self.footer_bytes = 0
+        self.head_bytes = 0
+
+    @property
+    def keys_total(self) -> int:
+        return sum(p.keys_total for p in self.parts)
+
+    @property
+    def keys_saved(self) -> int:
+        return sum(p.keys_saved for p in self.parts)
+
+    @property
+    def bytes_written(self) -> int:
+        return self.head_bytes + self.footer_bytes + \
+            sum(p.bytes_written for p in self.parts)
+
+    def start(self):
+        writer = self.writer
+        head = b"".join([writer.header(self.aux)] +
+                        [writer.function(code) for code in self.functions])
+        self.head_bytes = len(head)
+        self.out(head)
+        for part in self.parts:
+            part.start()
+        self.started = True
+        self._advance()
+
+    def _advance(self):
+        """Release the current part; move past finished ones."""
+        while self.current < len(self.parts):
+            part = self.parts[self.current]
+            if part.held is not None:
+                part.release()
+            if not part.done:
+                return
+            self.current += 1
+        self._finish()
+
+    def _finish(self):
+        if not self.done:
+            footer = self.writer.footer()
+            self.footer_bytes = len(footer)
+            self.out(footer)
+            self.done = True
+
+    def step(self, budget: float = 0.005, max_keys: int | None = None,
+             clock=perf_counter) -> int:
+        if self.done:
+            return 0
+        saved = 0
+        if self.current < len(self.parts):
+            saved = self.parts[self.current].step(budget, max_keys, clock)
+        self._advance()
+        return saved
+
+    def abort(self):
+        for part in self.parts:
+            part.abort()
+        self.done = True
+
+    def run(self):
+        if not self.started:
+            self.start()
+        while not self.done:
+            self.step(budget=3600.0)
+
+
+def snapshot_of(server, writer, out, aux=(), functions=()):
+    """The snapshot of every database of server: a plain Snapshot when only
+    db 0 may hold keys, else a MultiSnapshot."""
+    dbs = getattr(server, "dbs", None)
+    if dbs is None:
+        return Snapshot(server.keyspace, writer, out, aux, functions)
+    made = dbs.items()
+    if all(not ks.count for index, ks in made if index):
+        return Snapshot(dbs[0], writer, out, aux, functions)
+    return MultiSnapshot(made, writer, out, aux, functions)
 
 
 class BackgroundSave:

@@ -332,7 +332,7 @@ class ReplicationService(service.Service):
         """A point-in-time RDB snapshot writing to out (for a full sync)."""
         from rcluster.persistence import rdb
         from rcluster.persistence.service import function_codes, rdb_aux
-        from rcluster.persistence.snapshot import Snapshot
+        from rcluster.persistence.snapshot import snapshot_of
         server = self.server
         aux = rdb_aux(server, self.reactor.seconds()) + [
             (b"repl-stream-db", b"0"),
@@ -341,8 +341,8 @@ class ReplicationService(service.Service):
         writer = rdb.RdbWriter(self.settings)
         if hasattr(writer, "_BATCH"):
             writer._BATCH = 64 << 10
-        return Snapshot(server.keyspace, writer, out, aux,
-                        function_codes(server))
+        return snapshot_of(server, writer, out, aux,
+                           function_codes(server))
 
     def _start_transfer(self, entry, diskless):
         self._ensure_sink()
@@ -783,7 +783,7 @@ class ReplicationService(service.Service):
                  if size is None else "%d bytes from master to disk" % size)
         log.info("MASTER <-> REPLICA sync: Flushing old data")
         server.keyspace.now = server.now_ms()
-        server.keyspace.flush()
+        server.flush_all_dbs()
         server.write_path.flushed(None)
         server.loading = True
         server.refresh_gates()

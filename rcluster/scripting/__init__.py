@@ -253,6 +253,7 @@ class Scripting:
         client.readonly = c.readonly
         client.asking = c.asking
         client.user = c.user
+        client.db = c.db            # a script runs in its caller's db
         slot = None
         if keys and server.cluster_mode:
             from rcluster.cluster.keyslot import keyslot
@@ -309,7 +310,7 @@ class Scripting:
         monitor = self.server.monitor
         clients = getattr(monitor, "clients", ())
         line = Raw(monitor_line(self.server.clock.seconds(), _origin(c),
-                                argv))
+                                argv, c.db))
         for m in clients:
             if m.kind == "monitor" and not m.closed:
                 m.push(line)
@@ -421,6 +422,12 @@ class Scripting:
             refusal = getattr(server, "write_refusal", None)
             if refusal is not None:
                 return "-" + str(refusal)
+        if "denyoom" in flags and not ctx.dirty and \
+                FLAG_ALLOW_OOM not in ctx.flags and \
+                ctx.caller.kind != "master" and server.evictor.oom_at_start:
+            # scriptVerifyOOM: out of memory when the script started, and
+            # nothing written yet (rcluster/eviction.py).
+            return "-" + str(server.evictor.oom_error)
         if write:
             ctx.dirty = True
         if server.cluster_mode and cmd.keyed and ctx.caller.kind != "master":

@@ -6,7 +6,6 @@ invalidates the cached entry, and the next read is fresh; in the cluster,
 a slot that leaves a node invalidates the keys of it cached there."""
 from __future__ import annotations
 
-import time
 import unittest
 
 import redis

@@ -148,3 +148,20 @@ class ReshardMixed(TestCase):
             self.assertEqual(values, [b"%d" % i for i in range(3000)])
         counts = (int(r.cli("dbsize")), int(c.cli("dbsize")))
         self.assertEqual(sum(counts), 3000)
+
+
+class MigrateRowLikeRedis(TestCase):
+    def test_command_info_docs_getkeys(self):
+        if not have("redis-server"):
+            self.skipTest("redis-server not installed")
+        ours, theirs = NodeProcess(), NodeProcess(binary="redis-server")
+        for node in (ours, theirs):
+            self.addCleanup(node.cleanup)
+            node.start()
+        for args in (("COMMAND", "INFO", "migrate"),
+                     ("COMMAND", "DOCS", "migrate"),
+                     ("COMMAND", "GETKEYS", "MIGRATE", "h", "1", "", "0", "5",
+                      "AUTH2", "u", "p", "KEYS", "a", "b"),
+                     ("COMMAND", "GETKEYS", "MIGRATE", "h", "1", "k", "0",
+                      "5", "COPY")):
+            self.assertEqual(ours.cli(*args), theirs.cli(*args), args)

@@ -368,3 +368,29 @@ class ReconnectThrottleTests(TestCase):
         link.attach(lambda data: None, lambda: None)
         engine.link_connected(link)
         self.assertEqual((node.reconnect_delay, node.next_connect), (0, 0))
+
+
+class DirectWriteTests(TestCase):
+    """The bus writes straight to the socket only for a plain TCP
+    transport: never under TLS, whose wrapper forwards attributes (such
+    as writeSomeData) to the socket transport below the encryption."""
+
+    def test_only_plain_tcp(self):
+        from twisted.internet import tcp
+        from twisted.internet.testing import StringTransport
+        from rcluster.cluster.bus import _direct_writer
+
+        class Forwarding:           # like twisted's BufferingTLSTransport
+            def __init__(self, below):
+                self._below = below
+
+            def __getattr__(self, name):
+                return getattr(self._below, name)
+
+        plain = tcp.Server.__new__(tcp.Server)
+        self.assertIsNotNone(_direct_writer(plain))
+        self.assertIsNone(_direct_writer(Forwarding(plain)))
+        self.assertIsNone(_direct_writer(StringTransport()))
+        tls = tcp.Client.__new__(tcp.Client)
+        tls.TLS = True
+        self.assertIsNone(_direct_writer(tls))

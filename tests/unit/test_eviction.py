@@ -128,9 +128,18 @@ class NoEvictionTests(EvictionTestCase):
         self.assertEqual(self.call("GET", "key:001"), OOM)  # queueing
         self.assertTrue(self.call("EXEC").startswith("EXECABORT"))
 
-    def test_gate_follows_config(self):
-        self.assertFalse(self.server._all_rows[0].plain and
-                         self.server.evictor.active is False)
+    def test_gate_follows_usage_and_config(self):
+        rows = self.server._all_rows
+        set_row = self.server.table.lookup([b"SET", b"k", b"v"])[0]
+        self.assertTrue(set_row.plain)          # empty: far below the limit
+        self.fill(105)                          # past 90% of maxmemory
+        self.assertTrue(self.server.evictor.gated)
+        self.assertFalse(any(row.plain for row in rows))
+        self.call("FLUSHALL")
+        self.server.cron()                      # the cron ungates
+        self.assertFalse(self.server.evictor.gated)
+        self.assertTrue(set_row.plain)
+        self.fill(300)
         self.call("CONFIG", "SET", "maxmemory", 0)
         self.assertFalse(self.server.evictor.active)
         self.assertTrue(any(row.plain for row in self.server._all_rows))
@@ -312,3 +321,41 @@ class ReplicaTests(EvictionTestCase):
         self.assertIsNone(self.server.evictor.before_command(
             self.server.clients[1], self.server.table.lookup([b"SET"])[0]))
         self.assertEqual(self.server.stats.evicted_keys, 0)
+
+
+class DatabaseTests(EvictionTestCase):
+    policy = "allkeys-random"
+
+    def test_evicts_in_other_databases_with_select(self):
+        if not hasattr(self.server, "dbs"):
+            self.skipTest("no multiple databases")
+        self.call("SELECT", 1)
+        self.fill(60, "one")
+        self.call("SELECT", 0)
+        dels = []
+        self.server.write_path.add_sink(lambda db, ops: dels.extend(
+            (db, op[1]) for op in ops if op[0] == b"DEL"))
+        self.fill(300, "zero")
+        self.assertUnderLimit()
+        self.assertLess(len(self.server.dbs[1]), 60)
+        # Each DEL goes to the sinks with its database.
+        self.assertTrue(dels)
+        self.assertTrue(all((db == 1) == key.startswith(b"one")
+                            for db, key in dels))
+        self.assertIn(1, {db for db, _ in dels})
+
+
+class ScriptTests(EvictionTestCase):
+    def test_script_denyoom_commands_refused_when_oom(self):
+        self.fill(300)                            # noeviction: now OOM
+        reply = self.call("EVAL", "return redis.call('SET', 'x', 'y')", 0)
+        # As redis-server 7.0.15: "... 'maxmemory'. script: <sha>, on
+        # @user_script:1."
+        self.assertTrue(reply.startswith(OOM + " script: "), reply)
+        self.assertEqual(self.call("EVAL", "return redis.call('GET', "
+                                   "'key:000')", 0), VALUE.encode())
+        self.assertEqual(self.call("EVAL", "return redis.call('DEL', "
+                                   "'key:000')", 0), 1)
+        reply = self.call("EVAL", "#!lua flags=allow-oom\n"
+                          "return redis.call('SET', 'x', 'y')", 0)
+        self.assertEqual(reply, b"OK")

@@ -353,7 +353,7 @@ class InfoTests(ServerTestCase):
         self.raw("SET", "a", "1")
         self.raw("SET", "b", "1", "EX", "100")
         self.assertEqual(self.fields("keyspace"),
-                         {"db0": "keys=2,expires=1,avg_ttl=0"})
+                         {"db0": "keys=2,expires=1,avg_ttl=100000"})
 
     def test_stats(self):
         self.raw("SET", "a", "1")

@@ -318,7 +318,7 @@ class CopyMoveTests(ServerTestCase):
     def test_copy_db_option(self):
         self.call("SET", "a", 1)
         self.assertEqual(self.call("COPY", "a", "b", "DB", 0), 1)
-        self.assertEqual(self.call("COPY", "a", "c", "DB", 1),
+        self.assertEqual(self.call("COPY", "a", "c", "DB", 16),
                          "ERR DB index is out of range")
         self.assertEqual(self.call("COPY", "a", "c", "db", -1),
                          "ERR DB index is out of range")
@@ -344,7 +344,7 @@ class CopyMoveTests(ServerTestCase):
     def test_move_with_a_single_database(self):
         self.call("SET", "a", 1)
         self.assertEqual(self.call("MOVE", "a", 0), self.SAME)
-        self.assertEqual(self.call("MOVE", "a", 1),
+        self.assertEqual(self.call("MOVE", "a", 16),
                          "ERR DB index is out of range")
         self.assertEqual(self.call("MOVE", "a", "x"), NOT_INT)
         self.assertEqual(self.call("MOVE", "a", -2**31 - 1),
@@ -354,6 +354,8 @@ class CopyMoveTests(ServerTestCase):
 
     def test_move_in_cluster_mode(self):
         self.server.settings.cluster_enabled = True
+        self.server.cluster_mode = True
+        self.server.dbs.count = 1      # cluster-databases 1, the default
         self.server.router = lambda c, cmd, argv: None
         self.assertEqual(self.call("MOVE", "a", 1),
                          "ERR MOVE is not allowed in cluster mode")

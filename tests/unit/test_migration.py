@@ -19,7 +19,8 @@ from rcluster.resp.codec import RequestParser
 from rcluster.zset import ZSet
 from twisted.trial.unittest import TestCase
 
-from tests.protocol.helpers import SYNTAX, ServerTestCase
+from tests.protocol.helpers import SYNTAX, ServerTestCase, connect, exchange
+from tests.unit.test_cluster_commands import command
 
 
 class Target:
@@ -399,3 +400,205 @@ class ReplicaSetslotTests(TestCase):
         self.call("CLUSTER", "SETSLOT", "6", "STABLE")
         self.assertIsNone(self.state.importing_from(6))
         self.assertEqual(OTHER, master.name)
+
+
+class AtomicMoveTests(TestCase):
+    """CLUSTER MIGRATESLOTS on the source and CLUSTER SYNCSLOTS on the
+    target, sans-IO (the target connection is a StringTransport)."""
+    from tests.unit.test_cluster_commands import ClusterCommandTests as _C
+    setUp = _C.setUp
+    call = _C.call
+    add_node = _C.add_node
+    del _C
+
+    def setUp(self):  # noqa: F811 - the borrowed setUp, then our nodes
+        from tests.unit.test_cluster_commands import ClusterCommandTests
+        ClusterCommandTests.setUp(self)
+        from tests.unit.test_cluster_commands import OTHER
+        self.other = self.add_node()
+        self.other_id = OTHER
+        self.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+        self.ks = self.server.keyspace
+        self.clock = self.reactor
+        self.reactor.advance(3)          # past the rejoin delay
+        self.state.update_state()
+        self.assertTrue(self.state.is_ok)
+
+    def give(self, slot):
+        self.state.del_slot(slot)
+        self.state.add_slot(self.other, slot)
+
+    def keys_in(self, slot, n):
+        from rcluster.cluster.keyslot import keyslot
+        out, i = [], 0
+        while len(out) < n:
+            key = b"k%d" % i
+            if keyslot(key) == slot:
+                out.append(key)
+            i += 1
+        return out
+
+    def test_argument_checks(self):
+        from tests.unit.test_cluster_commands import REPLICA
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "0", "10", "NODE", "nope"),
+                         b"-ERR Unknown node nope\r\n")
+        self.give(100)
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "0", "200", "NODE", self.other_id),
+                         b"-ERR I'm not the owner of hash slot 100\r\n")
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "0", "1", "NODE", self.me.name),
+                         b"-ERR Can't migrate slots to myself\r\n")
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTS", "0",
+                                   "1", "NODE", self.other_id),
+                         b"-ERR syntax error\r\n")
+        self.call("CLUSTER", "SETSLOT", "5", "MIGRATING", self.other_id)
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "5", "5", "NODE", self.other_id),
+                         b"-ERR Slot 5 has an open SETSLOT migration\r\n")
+        self.add_node(REPLICA, port=7002)
+        self.assertEqual(self.call("CLUSTER", "GETSLOTMIGRATIONS"),
+                         b"*0\r\n")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", "a",
+                                   "b"),
+                         b"-ERR No slot import in progress on this "
+                         b"connection\r\n")
+
+    def test_move_cuts_over_after_catching_up(self):
+        self.patch(migration, "CATCH_UP", 0)
+        keys = self.keys_in(3, 5)
+        for key in keys:
+            self.ks.set(key, b"v" + key)
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "3", "4", "NODE", self.other_id),
+                         b"+OK\r\n")
+        target = Target(self)
+        self.assertEqual(target.address, ("127.0.0.1", 7001))
+        sent = target.commands()
+        self.assertEqual(sent[0], [b"CLUSTER", b"SYNCSLOTS", b"BEGIN",
+                                   self.me.name.encode(), b"3", b"3", b"4",
+                                   b"4"])
+        self.clock.advance(0)
+        sent += target.commands()
+        # Small keys go batched: SYNCSLOTS LOAD key ttl payload ...
+        loads = [a for a in sent if a[2] == b"LOAD"]
+        self.assertEqual(len(loads), 1)
+        self.assertEqual(sorted(loads[0][3::3]), sorted(keys))
+        self.assertEqual(set(loads[0][4::3]), {b"0"})
+        self.assertEqual(load_payload(loads[0][5]), b"v" + loads[0][3])
+        # A write after its key was sent: sent again.
+        other = connect(self.server, ("127.0.0.1", 40009))
+        exchange(*other, command("SET", keys[0], "new"))
+        target.answer(b"+OK\r\n" * len(sent))
+        self.clock.advance(0)
+        more = target.commands()
+        self.assertEqual(more[0][2:5], [b"LOAD", keys[0], b"0"])
+        self.assertEqual(load_payload(more[0][5]), b"new")
+        # A transaction queued before the pause...
+        tx = connect(self.server, ("127.0.0.1", 40011))
+        exchange(*tx, command("MULTI"))
+        self.assertEqual(exchange(*tx, command("SET", keys[3], "t")),
+                         b"+QUEUED\r\n")
+        # Caught up: writes to those slots now wait, FINISH goes...
+        target.answer(b"+OK\r\n")
+        self.clock.advance(0)
+        m = migration.migrations_of(self.server)
+        self.assertEqual(set(m.paused_slots), {3, 4})
+        self.assertEqual(target.commands(),
+                         [[b"CLUSTER", b"SYNCSLOTS", b"FINISH"]])
+        self.assertEqual(exchange(*other, command("SET", keys[1], "x")), b"")
+        self.assertEqual(exchange(*tx, command("EXEC")), b"")   # waits too
+        # ...reads don't.
+        reader = connect(self.server, ("127.0.0.1", 40010))
+        self.assertEqual(exchange(*reader, command("GET", keys[2])),
+                         b"$%d\r\nv%s\r\n" % (len(keys[2]) + 1, keys[2]))
+        target.answer(b"+OK\r\n")
+        self.assertIs(self.state.slot_owner(3), self.other)
+        self.assertIs(self.state.slot_owner(4), self.other)
+        # The parked write is redirected, never ASK/TRYAGAIN.
+        self.assertEqual(other[1].value()[-30:], b"-MOVED 3 127.0.0.1:7001\r\n")
+        self.assertEqual(tx[1].value()[-30:], b"-MOVED 3 127.0.0.1:7001\r\n")
+        self.assertEqual(self.ks.lookup(keys[3]), b"v" + keys[3])
+        self.clock.advance(0)
+        self.assertEqual(self.ks.count_in_slot(3), 0)
+        self.assertIn(b"success", self.call("CLUSTER", "GETSLOTMIGRATIONS"))
+        info = self.call("INFO", "slot_migrations")
+        self.assertIn(b"# Slot Migrations\r\n", info)
+        self.assertIn(b",state=success,slots=3-4,", info)
+        self.assertIn(b",keys_sent=6,keys_left=0,", info)
+
+    def test_target_lost_cancels(self):
+        keys = self.keys_in(7, 3)
+        for key in keys:
+            self.ks.set(key, b"v")
+        self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", "7", "7", "NODE",
+                  self.other_id)
+        target = Target(self)
+        self.clock.advance(0)
+        target.drop()
+        self.assertIs(self.state.slot_owner(7), self.me)
+        self.assertEqual(self.ks.count_in_slot(7), 3)
+        reply = self.call("CLUSTER", "GETSLOTMIGRATIONS")
+        self.assertIn(b"failed", reply)
+        self.assertIn(b"connection to the target lost", reply)
+        # It can run again.
+        self.assertEqual(self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE",
+                                   "7", "7", "NODE", self.other_id),
+                         b"+OK\r\n")
+        self.assertEqual(self.call("CLUSTER", "CANCELSLOTMIGRATIONS"),
+                         b"+OK\r\n")
+        self.assertIn(b"canceled", self.call("CLUSTER", "GETSLOTMIGRATIONS"))
+
+    def test_target_side_stages_then_takes(self):
+        """SYNCSLOTS on the target: staged keys are not served (MOVED),
+        FINISH takes the slots with an epoch bump; CANCEL drops them."""
+        from rcluster.cluster.keyslot import keyslot
+        self.give(200)
+        self.give(201)
+        key = self.keys_in(200, 1)[0]
+        src = self.other_id
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "BEGIN", src,
+                                   "200", "201"), b"+OK\r\n")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", key,
+                                   "v"), b"+OK\r\n")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", "x",
+                                   "v"),
+                         b"-ERR Key outside of the imported slots\r\n")
+        # LOAD: many small keys at once (ttl -1: the key is gone).
+        more = self.keys_in(201, 2)
+        from rcluster.persistence.rdb import dump_payload
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD",
+                                   more[0], "5000", dump_payload(b"a"),
+                                   more[1], "0", dump_payload(b"b")),
+                         b":2\r\n")
+        self.assertEqual(self.ks.lookup(more[0]), b"a")
+        self.assertGreater(self.ks.ttl(more[0]), 0)
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD", more[1],
+                                   "-1", ""), b":1\r\n")
+        self.assertIsNone(self.ks.lookup(more[1]))
+        self.assertEqual(self.ks.lookup(key), b"v")
+        self.assertTrue(self.call("GET", key).startswith(b"-MOVED 200 "))
+        epoch = self.me.config_epoch
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "FINISH"),
+                         b"+OK\r\n")
+        self.assertIs(self.state.slot_owner(200), self.me)
+        self.assertGreater(self.me.config_epoch, epoch)
+        self.assertEqual(self.call("GET", key), b"$1\r\nv\r\n")
+        # A canceled import leaves nothing behind.
+        self.give(300)
+        key2 = self.keys_in(300, 1)[0]
+        self.call("CLUSTER", "SYNCSLOTS", "BEGIN", src, "300", "300")
+        self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", key2, "v")
+        self.assertEqual(self.ks.count_in_slot(300), 1)
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "CANCEL"),
+                         b"+OK\r\n")
+        self.assertEqual(self.ks.count_in_slot(300), 0)
+        self.assertEqual(keyslot(key2), 300)
+        # FLUSHALL on the target during an import: FINISH is refused.
+        self.call("CLUSTER", "SYNCSLOTS", "BEGIN", src, "300", "300")
+        self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", key2, "v")
+        self.call("FLUSHALL")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "FINISH"),
+                         b"-ERR The import was flushed: it can't finish\r\n")
+        self.assertIs(self.state.slot_owner(300), self.other)

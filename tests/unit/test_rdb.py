@@ -117,6 +117,33 @@ class LzfTests(TestCase):
         with self.assertRaises(LzfError):
             decompress(b"\x05ab", 6)             # truncated literal
 
+    def test_out_len_is_liblzfs(self):
+        # python-lzf hands liblzf max_length + 1 (+ 2 for one byte): the
+        # wrapper undoes it, so out_len means lzf_compress's out_len.
+        self.assertIsNone(compress(b"x", 3))
+        self.assertEqual(compress(b"x", 4), b"\x00x")
+        self.assertIsNone(compress(b"ab", 3))
+        self.assertEqual(compress(b"ab", 4), b"\x01ab")
+        self.assertIsNone(compress(b"", 10))
+        self.assertIsNone(compress(b"abc" * 10, 1))
+        self.assertIsNone(compress(b"abc" * 10, 0))
+        self.assertEqual(compress(bytearray(b"abc" * 10), 26),
+                         compress(b"abc" * 10, 26))
+
+    def test_declared_length_checked_before_allocating(self):
+        self.assertEqual(decompress(b"", 0), b"")
+        with self.assertRaises(LzfError):
+            decompress(b"\x00a", 0)
+        with self.assertRaises(LzfError):
+            decompress(b"\x00a", -1)
+        with self.assertRaises(LzfError):         # > 88 bytes per byte
+            decompress(b"\x00a\xe0\xff\x00", 5 * 88 + 1)
+        with self.assertRaises(LzfError):
+            decompress(b"\x00a", 1 << 40)
+        # the most an LZF stream can expand: 264 bytes from one 3-byte op
+        packed = b"\x00a" + b"\xe0\xff\x00" * 3
+        self.assertEqual(decompress(packed, 1 + 3 * 264), b"a" * 793)
+
 
 class RedisPayloadTests(TestCase):
     def test_redis_payloads_decode(self):

@@ -120,6 +120,22 @@ class CommandTests(TrackingTestCase):
         self.call("CLIENT", "TRACKING", "off")
         self.assertEqual(self.info("tracking_total_prefixes"), 0)
 
+    def test_many_prefixes_checked_without_pairwise_work(self):
+        many = ["p%05d:" % i for i in range(20000)]
+        self.track("BCAST", *[w for p in many for w in ("PREFIX", p)])
+        self.assertEqual(self.info("tracking_total_prefixes"), 20000)
+        self.assertEqual(
+            self.error("on", "BCAST", "PREFIX", "q", "PREFIX", "p01234:x"),
+            "ERR Prefix 'p01234:x' overlaps with an existing prefix "
+            "'p01234:'. Prefixes for a single client must not overlap.")
+        other = self.connect()
+        self.assertEqual(
+            self.call("CLIENT", "TRACKING", "on", "BCAST",
+                      *[w for p in many + ["p00007:z"]
+                        for w in ("PREFIX", p)], client=other),
+            "ERR Prefix 'p00007:' overlaps with another provided prefix "
+            "'p00007:z'. Prefixes for a single client must not overlap.")
+
     def test_trackinginfo_getredir_and_caching(self):
         self.assertEqual(
             self.raw("CLIENT", "TRACKINGINFO"),
