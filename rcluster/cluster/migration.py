@@ -585,7 +585,7 @@ class MigrateJob:
         self.m.deleting = True
         try:
             if wp.active:
-                wp.pending.append([b"DEL", *gone])
+                wp.also_propagate([b"DEL", *gone])   # under its db's SELECT
             wp.touched(gone, self.client)
             wp.flush(wrap=False)
         finally:
