@@ -21,7 +21,6 @@ from rcluster.client import Client
 from rcluster.eviction import Evictor
 from rcluster.commands.table import CommandError, CommandTable
 from rcluster.databases import Databases
-from rcluster.keyspace import Keyspace
 from rcluster.logs import logger
 from rcluster.latency import install as install_latency
 from rcluster.notify import EXPIRED, notify, install as install_notify

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 
 from rcluster import REDIS_VERSION
-from rcluster.commands.common import SYNTAX, arity_error, parse_int
+from rcluster.commands.common import SYNTAX, arity_error
 from rcluster.commands import dbs
 from rcluster.commands.table import CommandError, command
 from rcluster.resp.codec import OK, PONG, Map, Status

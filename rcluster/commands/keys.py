@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rcluster.commands.common import (LLONG_MAX, NO_KEY, SYNTAX,
                                       help_subcommand, parse_int,
-                                      parse_ranged, propagate_as, type_name)
+                                      propagate_as, type_name)
 from rcluster.commands.scanning import parse_cursor, parse_scan_options
 from rcluster.commands.strings import EXPIRE_ERROR
 from rcluster.commands.table import (CommandError, command, container,
@@ -26,7 +26,6 @@ from rcluster.zset import ZSet
 
 _G = dict(group="generic")
 SAME_OBJECT = "ERR source and destination objects are the same"
-DB_OUT_OF_RANGE = "ERR DB index is out of range"
 MULTI_SHARD_SUM = ("request_policy:multi_shard", "response_policy:agg_sum")
 ALL_SHARDS = "request_policy:all_shards"
 NONDETERMINISTIC = "nondeterministic_output"
@@ -49,12 +48,6 @@ def lookup_read(c, key: bytes):
     else:
         server.stats.keyspace_hits += 1
     return value
-
-
-def check_db(arg: bytes):
-    """A DB index argument: an int, and 0 since it is the only database."""
-    if parse_ranged(arg, -2**31, 2**31 - 1) != 0:
-        raise CommandError(DB_OUT_OF_RANGE)
 
 
 # -- DEL, EXISTS, TYPE, TOUCH -----------------------------------------------

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 
 from twisted.trial.unittest import TestCase
