@@ -24,7 +24,7 @@ from rcluster.commands.common import (SYNTAX, WRONGTYPE, parse_int,
 from rcluster.commands.keys import lookup_read
 from rcluster.commands.sets import ordered
 from rcluster.commands.table import CommandError, KeySpec, command
-from rcluster.notify import LIST, notify
+from rcluster.notify import LIST
 from rcluster.zset import ZSet
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"

@@ -1245,7 +1245,7 @@ class Aof:
         """The snapshot is out: fsync the temp base in a thread, then
         install it (backgroundRewriteDoneHandler).  The rewrite counts as
         in progress until then."""
-        job, fh, tmp = self.rewrite_job, self.rewrite_fh, self.rewrite_tmp
+        job, fh = self.rewrite_job, self.rewrite_fh
         if error is not None:
             self._rewrite_end(job, error)
             return

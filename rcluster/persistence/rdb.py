@@ -71,9 +71,7 @@ import struct
 from collections import deque, namedtuple
 
 from rcluster.persistence.crc64 import crc64
-from rcluster.persistence.lzf import LzfError
 from rcluster.persistence.lzf import compress as lzf_compress
-from rcluster.persistence.lzf import decompress as lzf_decompress
 from rcluster.persistence.lzf import raw_compress as _lzf_raw_compress
 from rcluster.persistence.lzf import raw_decompress as _lzf_raw_decompress
 from rcluster.zset import ZSet

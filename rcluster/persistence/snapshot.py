@@ -250,7 +250,7 @@ class Snapshot:
         if self.done:
             return 0
         deadline = clock() + budget
-        visited, slots = self.visited, self.slots
+        visited = self.visited
         saved = 0
         slot = self.cursor
         while slot < SLOTS:

@@ -40,6 +40,19 @@ def free_port(bus: bool = True) -> int:
     raise RuntimeError("no free port pair found")
 
 
+def wait_for(predicate, timeout=20.0, what="condition"):
+    """Poll ``predicate`` until it returns a true value (returned) or time
+    runs out (AssertionError naming ``what``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def have(binary: str) -> bool:
     return shutil.which(binary) is not None
 

@@ -7,12 +7,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import ROOT, NodeProcess, free_port, have
+from tests.integration.harness import (ROOT, NodeProcess, free_port, have,
+                                       wait_for)
 
 TIMEOUT = ("cluster-node-timeout", "1000")
 
@@ -25,18 +25,6 @@ def start_nodes(test, count, **kwargs) -> list:
     with ThreadPoolExecutor(count) as pool:
         list(pool.map(lambda n: n.start(), nodes))
     return nodes
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    """Poll ``predicate`` until it returns a true value or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def cluster_view(node) -> set:

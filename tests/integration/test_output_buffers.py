@@ -6,11 +6,10 @@ peer (counted in CLUSTER INFO)."""
 import os
 import signal
 import socket
-import time
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import start_node
+from tests.integration.harness import start_node, wait_for
 
 MB = 1024 * 1024
 LOG_LINE = "scheduled to be closed ASAP for overcoming of output buffer limits"
@@ -29,15 +28,6 @@ def lazy_socket(port) -> socket.socket:
     return sock
 
 
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def log_text(node) -> str:
     with open(node.log_path, errors="replace") as fh:
         return fh.read()
@@ -51,7 +41,7 @@ class ClientOutputBufferTests(TestCase):
         sub = lazy_socket(node.port)
         self.addCleanup(sub.close)
         sub.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n")
-        self.assertTrue(wait_for(lambda: r.pubsub_numsub("ch")[0][1] == 1))
+        wait_for(lambda: r.pubsub_numsub("ch")[0][1] == 1, 15)
         start = rss(node)
         message = b"m" * (64 * 1024)
         receivers = []
@@ -65,7 +55,7 @@ class ClientOutputBufferTests(TestCase):
         self.assertEqual(receivers[0], 1)
         self.assertEqual(receivers[-1], 0)
         self.assertLess(receivers.count(1), 40 * MB // len(message))
-        self.assertTrue(wait_for(lambda: LOG_LINE in log_text(node)))
+        wait_for(lambda: LOG_LINE in log_text(node), 15)
         self.assertIn("sub=1", log_text(node))
         self.assertEqual(len(r.client_list()), 1)
         self.assertLess(rss(node) - start, 64 * MB)
@@ -84,8 +74,8 @@ class ClientOutputBufferTests(TestCase):
                 lazy.sendall(request)
         except OSError:
             pass                     # already dropped: as intended
-        self.assertTrue(wait_for(lambda: LOG_LINE in log_text(node)))
-        self.assertTrue(wait_for(lambda: len(r.client_list()) == 1))
+        wait_for(lambda: LOG_LINE in log_text(node), 15)
+        wait_for(lambda: len(r.client_list()) == 1, 15)
         self.assertTrue(r.ping())
 
     def test_normal_clients_are_unlimited_by_default(self):
@@ -130,7 +120,7 @@ class ClusterLinkBufferTests(TestCase):
             pipe.execute()
             if exceeded():
                 break
-        self.assertTrue(wait_for(lambda: exceeded() >= 1))
+        wait_for(lambda: exceeded() >= 1, 15)
         self.assertIn("due to exceeding send buffer memory limit",
                       log_text(a))
         self.assertLess(rss(a) - start, 64 * MB)

@@ -11,7 +11,7 @@ from collections import deque
 import redis
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.integration.harness import NodeProcess, have, start_node
+from tests.integration.harness import NodeProcess, have, start_node, wait_for
 
 FAR = 4_000_000_000_000          # an expiry (unix ms) far in the future
 LIBRARY = ("#!lua name=rdblib\n"
@@ -66,15 +66,6 @@ def dataset(r) -> dict:
             raise AssertionError(f"unexpected type {kind} for {key}")
         out[key] = (kind, value, r.execute_command("PEXPIRETIME", key))
     return out
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def restart(node):

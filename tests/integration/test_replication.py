@@ -13,20 +13,10 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.harness import start_node
+from tests.integration.harness import start_node, wait_for
 
 DEBUG = [("enable-debug-command", "yes")]
 FAST_SYNC = [("repl-diskless-sync-delay", "0")] + DEBUG
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def link_up(replica):

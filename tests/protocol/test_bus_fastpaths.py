@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import random
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import TestCase

@@ -406,12 +406,11 @@ class AtomicMoveTests(TestCase):
     """CLUSTER MIGRATESLOTS on the source and CLUSTER SYNCSLOTS on the
     target, sans-IO (the target connection is a StringTransport)."""
     from tests.unit.test_cluster_commands import ClusterCommandTests as _C
-    setUp = _C.setUp
     call = _C.call
     add_node = _C.add_node
     del _C
 
-    def setUp(self):  # noqa: F811 - the borrowed setUp, then our nodes
+    def setUp(self):  # the borrowed setUp, then our nodes
         from tests.unit.test_cluster_commands import ClusterCommandTests
         ClusterCommandTests.setUp(self)
         from tests.unit.test_cluster_commands import OTHER

@@ -482,7 +482,7 @@ class PsyncFailoverTest(ServerTestCase):
                                    "FAILOVER"),
                          "ERR PSYNC FAILOVER can't be sent to a master.")
         ReplicaSideTest.link(self)
-        proto, transport = self.svc.link, self.svc.link.transport
+        proto = self.svc.link
         proto.dataReceived(b"+CONTINUE\r\n" + request("SET", "k", "v"))
         replid = self.server.replid
         offset = self.server.master_repl_offset
