@@ -10,10 +10,11 @@ the end of server.c's call()).
 - ``LatencyMonitor``: time series of latency spikes per event ("command",
   "fast-command", "expire-cycle", "eviction-cycle"...), 160 samples each,
   one per second, kept when at least ``latency-monitor-threshold`` ms.
-- ``Observer``: ``server.observe(c, cmd, argv, ns)``, called by
-  ``Server.call`` with the command's duration; it is None when the slow
-  log, latency tracking and the monitor are all off.  Each feature checks
-  its threshold (an int comparison) before it builds anything.
+- ``Observer``: keeps ``server.latency_on`` and ``server.slow_ns`` up to
+  date; ``Server.call`` records each command's duration into its row's
+  histogram inline while latency tracking is on (the hot path), and calls
+  ``slow()`` only for a command past the slow log's or the monitor's
+  threshold (an int comparison otherwise).
 
 Durations are the time the handler ran.  A command that parks its client
 (DEBUG SLEEP here doesn't stop the reactor) is recorded when it answers,
@@ -433,28 +434,34 @@ class Observer:
         threshold = s.latency_monitor_threshold
         self.monitor_ns = threshold * 1_000_000 if threshold else None
         self.slowlog.trim(s.slowlog_max_len)
-        active = self.slow_ns is not None or self.tracking or \
-            self.monitor_ns is not None
-        self.server.observe = self.observe if active else None
+        # What Server.call checks inline: record into each row's histogram
+        # (latency_on), and call slow() from this many ns on.
+        server = self.server
+        server.latency_on = self.tracking
+        thresholds = [t for t in (self.slow_ns, self.monitor_ns)
+                      if t is not None]
+        server.slow_ns = min(thresholds) if thresholds else 1 << 62
+        if not self.tracking:
+            for row in server._all_rows:
+                row.histogram = None
+
+    def histogram_for(self, cmd) -> "Histogram":
+        """The row's histogram, made on its first recorded call."""
+        hist = self.histograms.get(cmd)
+        if hist is None:
+            hist = self.histograms[cmd] = Histogram()
+        cmd.histogram = hist
+        return hist
 
     def observe(self, c, cmd, argv, ns: int):
+        """Everything Server.call does for a finished command (for one that
+        answers later than its handler returned)."""
         if self.tracking:
-            hist = self.histograms.get(cmd)
-            if hist is None:
-                hist = self.histograms[cmd] = Histogram()
-            # Histogram.record inlined (the hot path): counts_index.
-            if ns > 255:
-                if ns > MAX_NS:
-                    ns_ = MAX_NS
-                    bucket = ns_.bit_length() - 8
-                    index = ((bucket + 1) << 7) + (ns_ >> bucket) - 128
-                else:
-                    bucket = ns.bit_length() - 8
-                    index = ((bucket + 1) << 7) + (ns >> bucket) - 128
-            else:
-                index = ns if ns > 0 else 1
-            hist.counts[index] += 1
-            hist.total += 1
+            self.histogram_for(cmd).record(ns)
+        self.slow(c, cmd, argv, ns)
+
+    def slow(self, c, cmd, argv, ns: int):
+        """A command past a threshold: the slow log, the latency monitor."""
         slow = self.slow_ns
         if slow is not None and ns >= slow:
             self._slow(c, cmd, argv, ns)
@@ -473,8 +480,7 @@ class Observer:
     def record_completed(self, c, cmd, argv, ns: int):
         """A command that answered later than its handler returned (a
         parked DEBUG SLEEP): recorded with the time it took to answer."""
-        if self.server.observe is not None:
-            self.observe(c, cmd, argv, ns)
+        self.observe(c, cmd, argv, ns)
 
     def add_sample_if_needed(self, event: str, latency_ms: int):
         """latencyAddSampleIfNeeded, for other layers (expire-cycle,

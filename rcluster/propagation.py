@@ -68,12 +68,14 @@ class WritePath:
     def add_key_listener(self, listener):
         """listener(keys, client): keys a command, an expiry or the server
         changed (None: the whole keyspace was flushed); client is the
-        writer, None for the server's own deletions."""
-        self.key_listeners.append(listener)
+        writer, None for the server's own deletions.  (The list is
+        replaced, never changed in place: a listener may add or remove
+        one while the listeners are being called.)"""
+        self.key_listeners = [*self.key_listeners, listener]
 
     def remove_key_listener(self, listener):
-        if listener in self.key_listeners:
-            self.key_listeners.remove(listener)
+        self.key_listeners = [f for f in self.key_listeners
+                              if f != listener]
 
     # -- what handlers say (through commands/common.py) -------------------
     def propagate_as(self, c, argv):

@@ -630,7 +630,20 @@ class Migrations:
         self.exports: list = []       # SlotExport, newest last
         self.imports: dict = {}       # client id -> SlotImport
         self.paused_slots: dict = {}  # slot -> the SlotExport pausing it
-        server.write_path.add_key_listener(self._written)
+        self.listening = False
+
+    def _listen(self):
+        """Hear of writes only while something is in flight or staged, so
+        that ordinary writes pay nothing for migration."""
+        wanted = bool(self.inflight or self.imports or
+                      any(job.active for job in self.exports))
+        if wanted != self.listening:
+            self.listening = wanted
+            wp = self.server.write_path
+            if wanted:
+                wp.add_key_listener(self._written)
+            else:
+                wp.remove_key_listener(self._written)
 
     # -- jobs -------------------------------------------------------------
     def migrate(self, c, host, port, dbid, timeout_ms, copy, replace,
@@ -655,6 +668,7 @@ class Migrations:
         cluster = self.server.cluster
         if cluster is not None:
             cluster.busy_slots = busy
+        self._listen()
 
     def release(self, job):
         busy = self.busy_slots
@@ -671,10 +685,12 @@ class Migrations:
             # Everyone parked tries again (a client still blocked by
             # another key or a paused slot parks again).
             self._unpark()
+        self._listen()
 
     def _written(self, keys, client):
         if self.exports:
             self._export_written(keys)
+        self._listen()
         if keys is None and self.imports:
             # FLUSHALL took what was staged: those imports can't finish.
             for imp in self.imports.values():
@@ -712,6 +728,7 @@ class Migrations:
         for old in done[:max(len(self.exports) - 49, 0)]:
             self.exports.remove(old)
         job.start()
+        self._listen()
         return job
 
     def deletes_slot(self, slot) -> bool:
@@ -757,12 +774,14 @@ class Migrations:
             drop_staged(self.server, old.slots)
         drop_staged(self.server, slots)
         imp = self.imports[c.id] = SlotImport(c, source, slots)
+        self._listen()
         return imp
 
     def end_import(self, c, cancel: bool):
         imp = self.imports.pop(c.id, None)
         if imp is not None and cancel:
             drop_staged(self.server, imp.slots)
+        self._listen()
         return imp
 
     # -- writes to keys in flight wait -------------------------------------

@@ -212,6 +212,9 @@ class Command:
     plain: bool = False
     # Has key arguments (cached: routing asks for every request).
     keyed: bool = field(init=False, default=False)
+    # The latency histogram Server.call records into while latency-tracking
+    # is on (rcluster/latency.py), else None.
+    histogram: object = None
 
     def __post_init__(self):
         self.keyed = bool(self.key_specs) or self.get_keys is not None
@@ -497,7 +500,7 @@ def _copy(row: Command) -> Command:
     """A fresh row (own statistics) for one server's table."""
     return dataclasses.replace(
         row, subcommands={name: _copy(sub) for name, sub in row.subcommands.items()},
-        calls=0, usec=0, rejected_calls=0, failed_calls=0)
+        calls=0, usec=0, rejected_calls=0, failed_calls=0, histogram=None)
 
 
 def _text(arg: bytes) -> str:

@@ -839,8 +839,8 @@ class Aof:
     def start(self):
         """aofOpenIfNeededOnServerStart, after load(): open (or create) the
         incr file to append to, creating a base for an empty AOF."""
-        self._install_sink()
         if self.settings.appendonly and self.state == OFF:
+            self._install_sink()
             self.state = ON
             try:
                 self._open_on_start()
@@ -852,6 +852,7 @@ class Aof:
                              dir=os.path.abspath(self.dirname),
                              error=err.strerror or str(err))
                 self.state = OFF
+                self._remove_sink()
                 self.exit(1)
                 return
         self._start_cron()
@@ -865,9 +866,16 @@ class Aof:
         self.loop.start(0.1, now=False)
 
     def _install_sink(self):
+        """The write path feeds the AOF only while it is on (or waiting
+        for its first rewrite): with appendonly no, writes pay nothing."""
         if not self.sink_installed:
             self.sink_installed = True
             self.server.write_path.add_sink(self.feed)
+
+    def _remove_sink(self):
+        if self.sink_installed:
+            self.sink_installed = False
+            self.server.write_path.remove_sink(self.feed)
 
     def _open_on_start(self):
         os.makedirs(self.dirname, exist_ok=True)
@@ -951,6 +959,7 @@ class Aof:
         self.fd = -1
         self.fd_name = None
         self.state = OFF
+        self._remove_sink()
         self.selected_db = -1
         self.rewrite_scheduled = False
         self.last_incr_size = self.fsynced_offset = 0
@@ -1455,6 +1464,7 @@ class Aof:
             self._cancel_rewrite()
         if not self._start_rewrite():
             self.state = OFF
+            self._remove_sink()
             log.warn("Redis needs to enable the AOF but can't trigger a "
                      "background AOF rewrite operation. Check the above logs "
                      "for more info about the error.")

@@ -227,14 +227,20 @@ class LatencyCommandTests(ServerTestCase):
                          b"# Latencystats\r\n")
 
     def test_observer_off_when_everything_is(self):
-        for name, value in (("latency-tracking", "no"),
-                            ("latency-monitor-threshold", "0"),
-                            ("slowlog-log-slower-than", "-1")):
-            self.assertIsNotNone(self.server.observe)
-            self.call("CONFIG", "SET", name, value)
-        self.assertIsNone(self.server.observe)
+        server = self.server
+        self.assertTrue(server.latency_on)
+        self.call("CONFIG", "SET", "latency-tracking", "no")
+        self.assertFalse(server.latency_on)
+        self.call("CONFIG", "SET", "latency-monitor-threshold", "5")
+        self.assertEqual(server.slow_ns, 5_000_000)    # below the slow log's
+        self.call("CONFIG", "SET", "latency-monitor-threshold", "0")
+        self.call("CONFIG", "SET", "slowlog-log-slower-than", "-1")
+        self.assertEqual(server.slow_ns, 1 << 62)       # nothing is slow
+        self.call("GET", "k")
+        self.assertTrue(all(row.histogram is None for row in server._all_rows))
         self.call("CONFIG", "SET", "latency-tracking", "yes")
-        self.assertIsNotNone(self.server.observe)
+        self.call("GET", "k")
+        self.assertEqual(server.table.get("get").histogram.total, 1)
 
     def test_other_layers_add_samples(self):
         self.server.latency.add_sample_if_needed("expire-cycle", 5)
