@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from tests.integration.harness import NodeProcess  # noqa: E402
-from throughput import PIN, benchmark, load_keys, rss_bytes  # noqa: E402
+from throughput import (benchmark, load_keys, rss_bytes,  # noqa: E402
+                        start_pinned)
 
 
 def _servers(directives):
@@ -39,9 +40,7 @@ def _servers(directives):
 
 def _start(servers):
     for node in servers.values():
-        node.start()
-        if PIN:
-            os.sched_setaffinity(node.proc.pid, {0})
+        start_pinned(node)
 
 
 def set_throughput(requests: int, rounds: int):

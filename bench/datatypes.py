@@ -21,7 +21,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.throughput import PIN, benchmark  # noqa: E402
+from bench.throughput import PIN, benchmark, start_pinned  # noqa: E402
 from tests.integration.harness import NodeProcess  # noqa: E402
 
 # name -> redis-benchmark arguments (-r: the __rand_int__ range).
@@ -78,9 +78,7 @@ def main():
                "redis-server": NodeProcess("redis-server", cluster=False)}
     try:
         for node in servers.values():
-            node.start()
-            if PIN:
-                os.sched_setaffinity(node.proc.pid, {0})
+            start_pinned(node)
         print(f"data types: redis-benchmark -c 50 -n {requests}, median of "
               f"{args.rounds} runs" + (", servers on CPU 0, benchmark on CPU 1"
                                         if PIN else ""))

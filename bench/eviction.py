@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from throughput import PIN, benchmark  # noqa: E402
+from throughput import benchmark, start_pinned  # noqa: E402
 
 from tests.integration.harness import NodeProcess  # noqa: E402
 
@@ -48,9 +48,7 @@ def main():
                                            directives=directives)}
     try:
         for node in servers.values():
-            node.start()
-            if PIN:
-                os.sched_setaffinity(node.proc.pid, {0})
+            start_pinned(node)
             # Fill past the limit: evicting from here on.
             benchmark(node.port, None, 16, 400_000, command=SET_RANDOM)
             assert info(node, "stats")["evicted_keys"] > 0, node.binary

@@ -17,7 +17,8 @@ TTL), then measures:
    server and its children: Redis's forked child shares pages with its
    parent, and PSS counts a shared page once, so the sum is the real
    footprint (RSS would count the shared pages twice).
-5. The AOF figures (``aof_figures``; filled in by the AOF work).
+The AOF's figures (BGREWRITEAOF, appendfsync throughput) are
+bench/aof.py's.
 
 Both servers run standalone on loopback, each pinned to CPU 0 when there
 are two CPUs or more (the load generator and probes use the others).
@@ -38,9 +39,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from bench.throughput import PIN, start_pinned  # noqa: E402
 from tests.integration.harness import NodeProcess  # noqa: E402
-
-PIN = len(os.sched_getaffinity(0)) >= 2
 
 
 def resp(*args) -> bytes:
@@ -207,15 +207,9 @@ class Prober:
             time.sleep(0.01)
 
 
-def start(node):
-    node.start(timeout=600)
-    if PIN:
-        os.sched_setaffinity(node.proc.pid, {0})
-
-
 def measure(name, node, n) -> dict:
     out = {}
-    start(node)
+    start_pinned(node, timeout=600)
     port = node.port
     empty = pss_bytes(node.proc.pid)
     t0 = time.perf_counter()
@@ -259,7 +253,7 @@ def measure(name, node, n) -> dict:
     node.stop()
     # Restart on the file: the load time as the server logs it.
     log_before = len(node.output())
-    start(node)
+    start_pinned(node, timeout=600)
     match = None
     deadline = time.monotonic() + 60
     while match is None and time.monotonic() < deadline:
@@ -274,14 +268,7 @@ def measure(name, node, n) -> dict:
     return out
 
 
-def aof_figures(servers: dict, n: int) -> list:
-    """(label, rcluster, redis-server, unit) rows for the AOF: BGREWRITEAOF
-    time and appendfsync throughput.  The AOF work fills this in; until
-    then there are no rows and the report says so."""
-    return []
-
-
-def report(results: dict, n: int, servers: dict):
+def report(results: dict, n: int):
     rc, rs = results["rcluster"], results["redis-server"]
 
     def row(label, key, unit, scale=1.0, fmt="%.3f"):
@@ -327,13 +314,7 @@ def report(results: dict, n: int, servers: dict):
     print(f"rcluster goals: PING < 100 ms: {'met' if goal_ping else 'MISSED'}"
           f"; extra memory < 0.25x dataset: "
           f"{'met' if goal_mem else 'MISSED'}")
-    rows = aof_figures(servers, n)
-    if not rows:
-        print("AOF (BGREWRITEAOF, appendfsync): not measured here yet "
-              "(bench/persistence.py: aof_figures)")
-    for label, a, b, unit in rows:
-        print(f"{label:<34} {a:>12.3f} {b:>14.3f} {unit:<5} "
-              f"{(a / b if b else float('inf')):8.2f}x")
+    print("AOF (BGREWRITEAOF, appendfsync): see bench/aof.py")
 
 
 def main():
@@ -357,7 +338,7 @@ def main():
         for name, node in servers.items():
             print(f"{name} ...", flush=True)
             results[name] = measure(name, node, n)
-        report(results, n, servers)
+        report(results, n)
     finally:
         for node in servers.values():
             node.cleanup()

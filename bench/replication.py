@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from tests.integration.harness import NodeProcess  # noqa: E402
-from throughput import PIN, benchmark, load_keys  # noqa: E402
+from throughput import PIN, benchmark, load_keys, start_pinned  # noqa: E402
 
 DIRECTIVES = [("repl-diskless-sync-delay", "0"),
               ("repl-backlog-size", "64mb")]
@@ -35,10 +35,8 @@ KINDS = ("rcluster", "redis-server")
 
 
 def start(kind):
-    node = NodeProcess(kind, cluster=False, directives=DIRECTIVES).start()
-    if PIN:
-        os.sched_setaffinity(node.proc.pid, {0})
-    return node
+    return start_pinned(NodeProcess(kind, cluster=False,
+                                    directives=DIRECTIVES))
 
 
 def synced(master, replica) -> bool:

@@ -32,6 +32,14 @@ from tests.integration.harness import NodeProcess  # noqa: E402
 PIN = len(os.sched_getaffinity(0)) >= 2
 
 
+def start_pinned(node, **kwargs):
+    """Start a server (NodeProcess.start's arguments), on CPU 0 when PIN."""
+    node.start(**kwargs)
+    if PIN:
+        os.sched_setaffinity(node.proc.pid, {0})
+    return node
+
+
 def benchmark(port, test, pipeline, requests, clients=50, command=()):
     """requests/s of one redis-benchmark run: the built-in ``test``, or
     with ``command`` (its argv, e.g. ["-r", "1000", "setbit", ...]) a
@@ -102,9 +110,7 @@ def main():
                "redis-server": NodeProcess("redis-server", cluster=False)}
     try:
         for node in servers.values():
-            node.start()
-            if PIN:
-                os.sched_setaffinity(node.proc.pid, {0})
+            start_pinned(node)
         print(f"throughput: redis-benchmark -c 50 -n {requests}, median of "
               f"{args.rounds} runs" + (", servers on CPU 0, benchmark on CPU 1"
                                         if PIN else ""))

@@ -23,39 +23,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from bench.throughput import PIN, benchmark, start_pinned  # noqa: E402
 from tests.integration.harness import NodeProcess  # noqa: E402
 
 KEYS = 10_000
 TRACKERS = 50
 CHUNK = 1000
-# With two CPUs or more, each server runs on CPU 0 and redis-benchmark on
-# CPU 1 (as bench/throughput.py does).
-PIN = len(os.sched_getaffinity(0)) >= 2
-
-
-def benchmark(port, test, pipeline, requests) -> float:
-    """requests/s of one redis-benchmark run over the KEYS keys."""
-    out = subprocess.run(
-        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", "50",
-         "-n", str(requests), "-P", str(pipeline), "-r", str(KEYS), "-q",
-         "-t", test],
-        capture_output=True, text=True, timeout=600,
-        preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if PIN else None
-    ).stdout
-    match = re.findall(r"([\d.]+) requests per second",
-                       out.replace("\r", "\n"))
-    if not match:
-        raise RuntimeError(f"redis-benchmark printed nothing usable:\n{out}")
-    return float(match[-1])
 
 
 def command(*args) -> bytes:
@@ -115,8 +95,9 @@ def measure(node, test, pipeline, requests, rounds, trackers):
                 tracker.set_tracking(tracked)
                 if tracked:
                     tracker.read_all_keys()
-            rates[tracked].append(benchmark(node.port, test, pipeline,
-                                            requests))
+            rates[tracked].append(benchmark(
+                node.port, test, pipeline, requests,
+                command=["-r", str(KEYS), "-t", test]))
     return statistics.median(rates[0]), statistics.median(rates[1])
 
 
@@ -144,9 +125,7 @@ def main():
     results = {}
     try:
         for node in servers.values():
-            node.start()
-            if PIN:
-                os.sched_setaffinity(node.proc.pid, {0})
+            start_pinned(node)
         print(f"redis-benchmark -c 50 -n {requests} -r {KEYS}, median of "
               f"{args.rounds} runs; tracked: {TRACKERS} tracking clients "
               f"x {KEYS:,} keys" + (", servers on CPU 0, benchmark on CPU 1"
