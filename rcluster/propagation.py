@@ -153,31 +153,29 @@ class WritePath:
     def discard(self):
         """Forget what the running unit recorded (commands replayed from
         the AOF are not propagated: Redis runs them outside call())."""
-        self.pending = []
-        self.runs = []
-        self.pending_db = None
-        for c in self.marked:
-            c.propagation = None
-        self.marked = []
+        self._take()
 
-    def flush(self, wrap: bool = True):
-        """Hand the pending ops to the sinks (MULTI ... EXEC around several
-        when ``wrap``), and forget rewrites left unused (a handler that
-        rewrote, then failed)."""
+    def _take(self):
+        """The running unit's (ops, runs), and a fresh start for the next:
+        rewrites left unused (a handler that rewrote, then failed) are
+        forgotten too."""
         if self.marked:
             for c in self.marked:
                 c.propagation = None
             self.marked = []
-        ops = self.pending
-        if not ops:
-            return
-        runs = self.runs
-        if not runs or runs[0][0]:
-            # Ops appended to ``pending`` directly: the database in use.
-            runs.insert(0, (0, self.db))
+        taken = self.pending, self.runs
         self.pending = []
         self.runs = []
         self.pending_db = None
+        return taken
+
+    def flush(self, wrap: bool = True):
+        """Hand the pending ops to the sinks (MULTI ... EXEC around several
+        when ``wrap``).  Every op went through _record, so ``runs`` starts
+        at op 0 whenever there are ops."""
+        ops, runs = self._take()
+        if not ops:
+            return
         if len(runs) == 1:
             if wrap and len(ops) > 1:
                 ops = [MULTI, *ops, EXEC]

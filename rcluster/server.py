@@ -172,9 +172,10 @@ class Server:
                  reason=error.reason, id=client.id, addr=client.addr)
 
     def refresh_gates(self):
-        """After a change of ``loading`` or ``write_refusal``: while either
-        is set, every command takes the checked path (where they are
-        enforced), so the fast path pays nothing for them."""
+        """After a change of a gate (loading, write_refusal, repl_gate, a
+        busy script, the evictor's): while any is set, every command takes
+        the checked path (where they are enforced), so the fast path pays
+        nothing for them."""
         gated = self.loading or self.write_refusal is not None or \
             self.repl_gate is not None or self.scripts.busy is not None \
             or self.evictor.gated
