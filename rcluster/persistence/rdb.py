@@ -609,6 +609,16 @@ class RdbWriter:
             self._pending = []
             self._pending_size = 0
 
+    def sibling(self) -> "RdbWriter":
+        """A writer that encodes alike, with a checksum of its own (for
+        bytes encoded ahead of their place in the file)."""
+        return RdbWriter(self.enc.settings)
+
+    def absorb(self, data: bytes):
+        """Bytes encoded elsewhere (by a sibling) that go into this file
+        here: counted in its checksum, in file order."""
+        self._out(data)
+
     def header(self, aux=()) -> bytes:
         parts = [b"REDIS%04d" % RDB_VERSION]
         string = self.enc.string

@@ -50,7 +50,6 @@ BGSAVE_RETRY_DELAY = 5          # seconds (Redis's CONFIG_BGSAVE_RETRY_DELAY)
 _FLUSH_AT = 1 << 20             # write buffered output in 1 MiB pieces
 _BACKLOG = 16 << 20             # a background save waits above this queue
 _LOAD_PIECE = 64 << 10          # bytes decoded at a time while loading
-_CRC_BATCH = 64 << 10           # the writer's CRC64 step: a few ms at most
 
 
 class LoadError(Exception):
@@ -249,11 +248,6 @@ class RdbLoad:
     def feed(self, data: bytes):
         try:
             self.pending.extend(self.reader.feed(data))
-            # The reader checksums in 1 MiB batches (~70 ms of CRC64 in one
-            # go): a batch per piece keeps each reactor turn short.
-            flush_crc = getattr(self.reader, "_flush_crc", None)
-            if flush_crc is not None:
-                flush_crc()
         except _rdb().RdbError as err:
             raise self.error(err) from None
 
@@ -620,10 +614,6 @@ class PersistenceService(service.Service):
         rdb = _rdb()
         now = self.reactor.seconds()
         writer = rdb.RdbWriter(self.settings)
-        if hasattr(writer, "_BATCH"):
-            # The writer checksums its output in batches (1 MiB: ~70 ms of
-            # CRC64 in one go); smaller steps keep each slice short.
-            writer._BATCH = _CRC_BATCH
         return snapshot_of(self.server, writer, out,
                            rdb_aux(self.server, now),
                            function_codes(self.server))

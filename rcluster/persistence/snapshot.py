@@ -101,7 +101,7 @@ class Snapshot:
             # that the real one (which checksums what it encodes, in
             # order) sees the held bytes when they are emitted.
             self.main_writer = writer
-            self.writer = _shadow(writer)
+            self.writer = writer.sibling()
         self.aux = aux
         self.functions = functions
         self.slots = None
@@ -168,9 +168,7 @@ class Snapshot:
         self.writer = self.main_writer
         if held:
             data = b"".join(held)
-            absorb = getattr(self.writer, "_out", None)
-            if absorb is not None:
-                absorb(data)        # the checksum, in file order
+            self.writer.absorb(data)    # the checksum, in file order
             self.out(data)
 
     # -- the hook -----------------------------------------------------------
@@ -271,18 +269,6 @@ class Snapshot:
             self.start()
         while not self.done:
             self.step(budget=3600.0)
-
-
-def _shadow(writer):
-    """A copy of writer that encodes alike but checksums apart."""
-    import copy
-    shadow = copy.copy(writer)
-    if hasattr(shadow, "_pending"):
-        shadow._pending = []
-        shadow._pending_size = 0
-    if hasattr(shadow, "crc"):
-        shadow.crc = 0
-    return shadow
 
 
 class MultiSnapshot:
