@@ -410,7 +410,7 @@ class Evictor:
         (made the one in use meanwhile: the DEL is propagated under its
         SELECT, WATCH and events see its number)."""
         server = self.server
-        previous = index = getattr(server, "cur_db", 0)
+        previous = index = server.cur_db
         if ks is not server.keyspace:
             index = next(i for i, db in server.dbs.items() if db is ks)
             server.use_db(index)

@@ -188,11 +188,7 @@ def dataset(server) -> int:
 def keyspaces(server):
     """Every database's keyspace made so far (rcluster/databases.py), in
     no particular order: this runs before every command under maxmemory."""
-    dbs = getattr(server, "dbs", None)
-    if dbs is None:
-        return (server.keyspace,)
-    made = getattr(dbs, "made", None)
-    return made.values() if made is not None else dbs
+    return server.dbs.made.values()
 
 
 def human(n: int) -> str:
@@ -212,10 +208,8 @@ def figures(server) -> dict:
     clients, replicas = client_buffers(server)
     data = dataset(server)
     used = STARTUP + data + clients + replicas
-    evictor = getattr(server, "evictor", None)
-    peak = used
-    if evictor is not None:
-        peak = evictor.peak = max(getattr(evictor, "peak", 0), used)
+    evictor = server.evictor
+    peak = evictor.peak = max(evictor.peak, used)
     return {"used": used, "peak": peak, "startup": STARTUP,
             "dataset": data, "clients": clients, "replicas": replicas,
             "overhead": used - data,

@@ -79,7 +79,7 @@ def notify(target, cls: int, event: bytes, key: bytes, db: int = None):
     if not (pubsub.channels or pubsub.patterns):
         return      # nobody could hear it
     if db is None:
-        db = getattr(server, "cur_db", 0)
+        db = server.cur_db
     prefix = b"%d__:" % db
     if flags & KEYSPACE:
         pubsub.deliver(b"__keyspace@" + prefix + key, event)
@@ -94,7 +94,7 @@ def install(server):
         flags = string_to_flags(text or "")
         server.notify_flags = max(flags, 0)
         hook = _new_hook(server) if flags > 0 and flags & NEW else None
-        for ks in getattr(server, "dbs", None) or (server.keyspace,):
+        for ks in server.dbs:
             ks.on_new = hook
 
     def listener(name, value):

@@ -311,7 +311,7 @@ class MigrateJob:
         self.server = migrations.server
         self.client = client
         # The database the keys come from: the caller's (SELECT).
-        self.source_db = getattr(client, "db", 0)
+        self.source_db = client.db
         self.host = host
         self.port = port
         self.dbid = dbid

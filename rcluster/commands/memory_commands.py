@@ -53,10 +53,7 @@ def _stats(server) -> list:
            b"aof.buffer", 0,
            b"lua.caches", 0,
            b"functions.caches", 0]
-    dbs = getattr(server, "dbs", None)
-    pairs = dbs.items() if hasattr(dbs, "items") else \
-        enumerate(memory.keyspaces(server))
-    for db, ks in pairs:
+    for db, ks in server.dbs.items():
         if ks.count:
             out += [b"db.%d" % db,
                     [b"overhead.hashtable.main",

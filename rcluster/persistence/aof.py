@@ -402,8 +402,6 @@ class Aof:
         self.sink_installed = False
         self.on_rewrite_done = []   # callables(ok) for tests/waiters
         server.aof = self
-        if not hasattr(server, "reply_barrier"):
-            server.reply_barrier = None
         settings.listeners.append(self._config_changed)
 
     # -- paths ----------------------------------------------------------------
@@ -548,7 +546,7 @@ class Aof:
             return EMPTY
         server = self.server
         self.loading = True
-        was_loading = getattr(server, "loading", False)
+        was_loading = server.loading
         server.loading = True
         # As Redis while loading: nothing expires (a command of the file
         # acts on the key as it was when it ran); time stands still at 0
@@ -1039,7 +1037,7 @@ class Aof:
         writeCommandsDeniedByDiskError), through the server's write gate;
         lifted only if it is still ours."""
         server = self.server
-        current = getattr(server, "write_refusal", None)
+        current = server.write_refusal
         if refusal is None:
             if current is not None and current is self.refusal:
                 server.write_refusal = None
@@ -1169,7 +1167,7 @@ class Aof:
         if self.rewrite_job is not None:
             raise CommandError("ERR Background append only file rewriting "
                                "already in progress")
-        if getattr(self.server, "in_exec", False):
+        if self.server.in_exec:
             self.rewrite_scheduled = True
             self.rewrite_failures = 0
             self._start_cron()
@@ -1447,7 +1445,7 @@ class Aof:
             log.warn("{err}", err=str(err))
             raise ConfigError("Failed to enable AOF: %s" % err) from None
         self.state = WAIT_REWRITE
-        if getattr(self.server, "in_exec", False):
+        if self.server.in_exec:
             # Ops of the transaction so far reach the sinks after it: the
             # base must be taken after them (Redis schedules it too).
             log.warn("AOF was enabled during a transaction. An AOF "

@@ -358,9 +358,7 @@ class MultiSnapshot:
 def snapshot_of(server, writer, out, aux=(), functions=()):
     """The snapshot of every database of server: a plain Snapshot when only
     db 0 may hold keys, else a MultiSnapshot."""
-    dbs = getattr(server, "dbs", None)
-    if dbs is None:
-        return Snapshot(server.keyspace, writer, out, aux, functions)
+    dbs = server.dbs
     made = dbs.items()
     if all(not ks.count for index, ks in made if index):
         return Snapshot(dbs[0], writer, out, aux, functions)

@@ -419,7 +419,7 @@ class Scripting:
                     server.settings.replica_read_only and \
                     ctx.caller.kind != "master":
                 return "-" + ROSLAVE
-            refusal = getattr(server, "write_refusal", None)
+            refusal = server.write_refusal
             if refusal is not None:
                 return "-" + str(refusal)
         if "denyoom" in flags and not ctx.dirty and \
