@@ -36,7 +36,7 @@ def _sub(name, arity, flags="stale", since="3.0.0", complexity="O(1)", **kw):
 
 
 def cluster_of(c):
-    state = getattr(c.server, "cluster", None)
+    state = c.server.cluster
     if state is None or not c.server.settings.cluster_enabled:
         raise CommandError(DISABLED)
     return state
@@ -748,7 +748,7 @@ def readwrite(c, argv):
 def debug_drop_cluster_packet_filter(c, argv):
     """Incoming bus messages of that type are dropped (-1: none)."""
     packet_type = parse_int(argv[2])
-    state = getattr(c.server, "cluster", None)
+    state = c.server.cluster
     if state is not None:
         state.drop_packet_filter = packet_type
     return OK

@@ -58,7 +58,7 @@ def bgsave(c, argv):
     service = _service(c)
     if service.bgsave_in_progress:
         raise CommandError("ERR Background save already in progress")
-    aof_busy = getattr(service.aof, "rewrite_in_progress", False)
+    aof_busy = service.aof.rewrite_in_progress
     if c.server.in_exec or aof_busy:
         if schedule or c.server.in_exec:
             service.bgsave_scheduled = True
