@@ -234,6 +234,17 @@ class Keyspace:
             if self.used > self.limit:
                 self.on_limit()
 
+    def grew(self, key: bytes, nbytes: int):
+        """touch for a container whose change the caller has costed
+        (nbytes more, as memory.estimate counts them): no re-estimate."""
+        if self.before_write is not None:
+            self.before_write(keyslot(key))
+        self.dirty += 1
+        self.sizes[key] = self.sizes.get(key, 0) + nbytes
+        self.used += nbytes
+        if self.used > self.limit:
+            self.on_limit()
+
     def delete(self, key: bytes) -> bool:
         slot = keyslot(key)
         if self.before_write is not None:

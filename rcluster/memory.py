@@ -130,8 +130,8 @@ def _estimate(value, cls, samples: int) -> int:
     if name == "stream":
         # entries: SortedDict entry, (ms, seq) key tuple with its ints,
         # the field/value tuple; plus consumer groups' PEL entries.
-        per = _mean(_element(k) + _element(v) + DICT_ENTRY + 8 for k, v in
-                    _sample(iter(value.entries.items()), n, samples))
+        per = _mean(stream_entry_cost(v) for v in
+                    _sample(iter(value.entries.values()), n, samples))
         pel = sum(len(g.pel) for g in value.groups.values())
         # The Stream, its two SortedDicts and first node (measured with
         # tracemalloc for a one-entry stream: ~4 KB).
@@ -140,6 +140,16 @@ def _estimate(value, cls, samples: int) -> int:
     if hasattr(value, "__len__"):
         return sys.getsizeof(value) + n * 64
     return sys.getsizeof(value)
+
+
+def stream_entry_cost(fields, total: int = None) -> int:
+    """One stream entry: its SortedDict entry, the (ms, seq) key tuple with
+    its two ints (128), the fields tuple (40 + 8 a slot) and its strings
+    (~41 bytes of header and padding each, plus total, their length).
+    XADD adds it as is (Keyspace.grew) instead of re-estimating the stream."""
+    if total is None:
+        total = sum(map(len, fields))
+    return DICT_ENTRY + 8 + 128 + 40 + 49 * len(fields) + total
 
 
 def key_footprint(key: bytes, value, has_ttl: bool, samples: int = 5) -> int:

@@ -21,6 +21,7 @@ from rcluster.commands.common import (
     help_subcommand, no_propagation, parse_int, parse_ranged, propagate_as,
     read, subcommand_syntax_error, write)
 from rcluster.commands.table import CommandError, KeySpec, command, container
+from rcluster.memory import stream_entry_cost
 from rcluster.notify import STREAM, notify
 from rcluster.resp.codec import NULL_ARRAY, OK, Map
 from rcluster.types.stream import (
@@ -184,6 +185,10 @@ def _parse_add_or_trim(c, argv, xadd: bool):
     return args, i
 
 
+# XADD key * field value...: what _parse_add_or_trim gives (never changed).
+_PLAIN_ADD = _TrimArgs()
+
+
 def _trim(stream, args) -> int:
     if args.strategy == "maxlen":
         return stream.trim(maxlen=args.maxlen, approx=args.approx,
@@ -209,7 +214,10 @@ def _rewrite_trim(stream, args, argv):
                     "N being the number of entries evicted.",
          tips=_STREAM_TIP, **_G)
 def xadd(c, argv):
-    args, idpos = _parse_add_or_trim(c, argv, True)
+    if argv[2] == b"*":
+        args, idpos = _PLAIN_ADD, 2     # no option, a new ID: nothing to parse
+    else:
+        args, idpos = _parse_add_or_trim(c, argv, True)
     field_pos = idpos + 1
     nfields = len(argv) - field_pos
     if nfields < 2 or nfields % 2:
@@ -218,8 +226,9 @@ def xadd(c, argv):
         raise CommandError("ERR The ID specified in XADD must be greater "
                            "than 0-0")
     key = argv[1]
-    ks = c.server.keyspace
-    stream = _stream_for_write(c, key)
+    server = c.server
+    ks = server.keyspace
+    stream = write(c, key, Stream)
     if stream is None:
         if args.no_mkstream:
             return None
@@ -242,18 +251,20 @@ def xadd(c, argv):
         else:
             sid = args.id
     else:
-        sid = stream.next_id(_now(c))
+        sid = stream.next_id(server.now_ms())
     if sid is None or sid <= stream.last_id:
         raise CommandError("ERR The ID specified in XADD is equal or smaller "
                            "than the target stream top item")
-    if sum(len(x) for x in fields) > (1 << 30):
+    total = sum(map(len, fields))
+    if total > (1 << 30):
         raise CommandError("ERR Elements are too large to be stored")
-    max_bytes, max_entries = _settings(c)
-    stream.append(sid, fields, max_bytes, max_entries)
+    settings = server.settings
+    stream.append(sid, fields, settings.stream_node_max_bytes,
+                  settings.stream_node_max_entries, total)
     if created:
         ks.add(key, stream)
     else:
-        ks.touch(key)
+        ks.grew(key, stream_entry_cost(fields, total))
     notify(c, STREAM, b"xadd", key)
     rewritten = None
     if args.strategy is not None:
@@ -262,12 +273,13 @@ def xadd(c, argv):
         if args.approx:
             rewritten = list(argv)
             _rewrite_trim(stream, args, rewritten)
+    reply = format_id(sid)
     if not args.id_given or not args.seq_given:
         rewritten = rewritten or list(argv)
-        rewritten[idpos] = format_id(sid)
+        rewritten[idpos] = reply
     if rewritten is not None:
         propagate_as(c, rewritten)
-    return format_id(sid)
+    return reply
 
 
 @command("xtrim", -4, "write", keys=(1, 1, 1, "RW delete"),

@@ -150,14 +150,20 @@ def _backlen_size(length: int) -> int:
     return 5
 
 
+# First bytes of a string string2ll may read as an integer.
+_INT_START = frozenset(b"-0123456789")
+
+
 def lp_str_size(data: bytes) -> int:
     """Bytes of a string element (integers-as-strings are stored as ints)."""
-    if len(data) <= 20:
+    n = len(data)
+    if n <= 20 and n and data[0] in _INT_START:
         value = _string2ll(data)
         if value is not None:
             return lp_int_size(value)
-    n = len(data)
-    head = 1 if n < 64 else 2 if n < 4096 else 5
+    if n < 64:
+        return n + 2        # 1-byte header, 1-byte backlen
+    head = 2 if n < 4096 else 5
     return head + n + _backlen_size(head + n)
 
 
@@ -165,6 +171,13 @@ def _wrap64(value: int) -> int:
     """An unsigned delta stored as the int64 lpAppendInteger gets."""
     value &= MAX64
     return value - 2**64 if value >= 2**63 else value
+
+
+def _delta_size(delta: int) -> int:
+    """lp_int_size of an ID delta as stored (wrapped to int64)."""
+    if 0 <= delta <= 127:
+        return 2        # the usual case, spared the calls
+    return lp_int_size(_wrap64(delta))
 
 
 # -- groups -------------------------------------------------------------------
@@ -254,17 +267,17 @@ class Node:
 
     def entry_size(self, sid, fields) -> int:
         """Bytes the entry takes in this node's listpack (and its flags)."""
-        names = fields[0::2]
-        same = tuple(names) == self.fields
-        size = 2 + lp_int_size(_wrap64(sid[0] - self.master_id[0])) + \
-            lp_int_size(_wrap64(sid[1] - self.master_id[1]))
+        names = tuple(fields[0::2])
+        master = self.master_id
+        size = 2 + _delta_size(sid[0] - master[0]) + \
+            _delta_size(sid[1] - master[1])
         numfields = len(names)
-        if same:
-            size += sum(lp_str_size(v) for v in fields[1::2])
+        if names == self.fields:
+            size += sum(map(lp_str_size, fields[1::2]))
             size += lp_int_size(numfields + 3)
         else:
             size += lp_int_size(numfields)
-            size += sum(lp_str_size(v) for v in fields)
+            size += sum(map(lp_str_size, fields))
             size += lp_int_size(numfields * 2 + 4)
         return size
 
@@ -286,7 +299,7 @@ class Stream:
     encoding = "stream"
 
     __slots__ = ("entries", "nodes", "last_id", "first_id", "max_deleted_id",
-                 "entries_added", "groups")
+                 "entries_added", "groups", "_tail")
 
     def __init__(self):
         self.entries = SortedDict()       # (ms, seq) -> (f1, v1, f2, v2...)
@@ -296,6 +309,9 @@ class Stream:
         self.max_deleted_id = MIN_ID
         self.entries_added = 0
         self.groups = {}                  # name -> Group
+        # The last node, as append made it: still the last one while it is
+        # in ``nodes`` (nodes are only ever added after it).
+        self._tail = None
 
     def __len__(self):
         return len(self.entries)
@@ -335,22 +351,26 @@ class Stream:
         return incr_id(self.last_id)
 
     def append(self, sid, fields, node_max_bytes: int = 4096,
-               node_max_entries: int = 100):
-        """Add an entry (sid > last_id, checked by the caller)."""
-        total = sum(len(x) for x in fields)
+               node_max_entries: int = 100, total: int = None):
+        """Add an entry (sid > last_id, checked by the caller); ``total``:
+        the byte length of fields, when the caller has it."""
+        if total is None:
+            total = sum(map(len, fields))
         if node_max_bytes <= 0 or node_max_bytes > LISTPACK_MAX_SIZE:
             node_max_bytes = LISTPACK_MAX_SIZE
-        node = None
-        if self.nodes:
-            node = self.nodes.peekitem(-1)[1]
-            if node.lp_bytes + total >= node_max_bytes:
-                node = None
-            elif node_max_entries and \
-                    node.valid + node.deleted >= node_max_entries:
-                node = None
+        nodes = self.nodes
+        node = self._tail
+        if node is None or nodes.get(node.master_id) is not node:
+            node = nodes.peekitem(-1)[1] if nodes else None
+        if node is not None and (
+                node.lp_bytes + total >= node_max_bytes or
+                (node_max_entries and
+                 node.valid + node.deleted >= node_max_entries)):
+            node = None
         if node is None:
             node = Node(sid, fields[0::2])
-            self.nodes[sid] = node
+            nodes[sid] = node
+        self._tail = node
         node.body_bytes += node.entry_size(sid, fields)
         node.valid += 1
         node.last_id = sid
