@@ -24,6 +24,8 @@ from binascii import crc_hqx
 from rcluster.cluster.keyslot import SLOTS, keyslot
 from rcluster.memory import EXPIRE_COST, estimate, key_cost, string_cost
 
+_die = random.random
+
 
 class Keyspace:
     __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
@@ -223,11 +225,12 @@ class Keyspace:
         self.dirty += changes
         # Re-estimate the changed value (O(samples), see memory.py): a big
         # container changed by one element is re-estimated on one touch in
-        # 16 (the dirty counter as the dice), which bounds the drift to a
-        # few elements while sparing XADD/ZADD/PFADD on big values the cost.
+        # 16, by a die (the dirty counter would starve a key always touched
+        # on the same phase), which bounds the drift to a few elements while
+        # sparing ZADD/LPUSH/SADD... on big values the cost.
         value = self.slots[slot].get(key)
         if value is not None and value.__class__ is not bytes and (
-                changes > 1 or not self.dirty & 15 or len(value) < 128):
+                changes > 1 or len(value) < 128 or _die() < 0.0625):
             size = estimate(value)
             self.used += size - self.sizes.get(key, 0)
             self.sizes[key] = size
