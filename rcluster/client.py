@@ -273,11 +273,11 @@ class Client:
     def refresh(self):
         """Recompute ``plain``: a client whose requests need none of the
         per-connection checks (authenticated, outside MULTI, a normal
-        connection, not in RESP2 pub/sub mode).  Called after anything
+        connection, not in RESP2 pub/sub mode, not NO-TOUCH).  Called after anything
         that may change those: the server does after every command that
         is not plain itself, pub/sub after a subscription change."""
         self.plain = (self.authenticated and self.multi is None
-                      and self.kind == "normal"
+                      and self.kind == "normal" and not self.no_touch
                       and (self.resp3 or not (self.channels or self.patterns
                                               or self.shard_channels)))
 

@@ -307,7 +307,25 @@ class Server:
             multi.append((cmd, argv))
             c.reply(QUEUED)
             return
-        self.call(c, cmd, argv)
+        if c.no_touch and cmd.name != "touch":
+            self._call_untouched(c, cmd, argv)
+        else:
+            self.call(c, cmd, argv)
+
+    def _call_untouched(self, c, cmd, argv):
+        """CLIENT NO-TOUCH (7.2): the command's reads leave the keys'
+        access times alone (what it runs too: EXEC, scripts); TOUCH still
+        touches.  A command that turned tracking on (OBJECT IDLETIME, a
+        new policy) keeps it on."""
+        dbs = list(self.dbs)
+        tracked = [ks.track for ks in dbs]
+        for ks in dbs:
+            ks.track = False
+        try:
+            self.call(c, cmd, argv)
+        finally:
+            for ks, track in zip(dbs, tracked):
+                ks.track = track or ks.track
 
     @property
     def cluster_connections(self) -> int:

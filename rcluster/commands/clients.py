@@ -309,6 +309,7 @@ def client_no_evict(c, argv):
                  "the LRU/LFU of the keys they access.", **_SUB)
 def client_no_touch(c, argv):
     c.no_touch = _on_off(argv[2])
+    c.refresh()         # a NO-TOUCH client takes the checked path
     return OK
 
 

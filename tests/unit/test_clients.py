@@ -214,3 +214,35 @@ class HelpTests(ServerTestCase):
                          "ERR wrong number of arguments for 'client|id' "
                          "command")
 
+
+
+class NoTouchTests(ServerTestCase):
+    """CLIENT NO-TOUCH (Redis 7.2): reads leave the LRU clock alone, TOUCH
+    still touches, and so does another client."""
+    directives = {"maxmemory-policy": "allkeys-lru"}
+
+    def idle(self):
+        return self.call("OBJECT", "IDLETIME", "k")
+
+    def test_reads_leave_access_time(self):
+        self.call("SET", "k", "v")
+        self.clock.advance(30)
+        self.call("CLIENT", "NO-TOUCH", "on")
+        self.assertEqual(self.call("GET", "k"), b"v")
+        self.call("MULTI")
+        self.call("GET", "k")
+        self.call("EXEC")
+        self.assertGreaterEqual(self.idle(), 30)
+        self.call("TOUCH", "k")
+        self.assertLess(self.idle(), 2)
+        self.clock.advance(30)
+        self.call("CLIENT", "NO-TOUCH", "off")
+        self.call("GET", "k")
+        self.assertLess(self.idle(), 2)
+
+    def test_other_clients_still_touch(self):
+        self.call("SET", "k", "v")
+        self.call("CLIENT", "NO-TOUCH", "on")
+        self.clock.advance(30)
+        self.call("GET", "k", client=self.connect())
+        self.assertLess(self.idle(), 2)
