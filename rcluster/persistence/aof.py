@@ -57,8 +57,11 @@ from __future__ import annotations
 import os
 import time
 
+from twisted.python.failure import Failure
+
 from rcluster.commands.table import CommandError
 from rcluster.logs import logger
+from rcluster.persistence.autosync import AutoSync
 from rcluster.persistence.manifest import (BASE, AofInfo, Manifest,
                                            ManifestError)
 
@@ -390,6 +393,7 @@ class Aof:
         self.rewrite_job = None
         self.rewrite_tmp = None
         self.rewrite_fh = None
+        self.autosync_busy = False      # an incremental fsync in a thread
         self.rewrite_scheduled = False
         self.rewrite_time_start = -1
         self.rewrite_time_last = -1
@@ -1209,9 +1213,14 @@ class Aof:
             self.rewrite_ok = False
             return False
         self.rewrite_tmp, self.rewrite_fh = tmp, fh
-        snapshot = snapshot_of(self.server, self._base_writer(),
-                               fh.write, aux=self._aux(),
-                               functions=self._functions())
+        autosync = AutoSync(fh, self.settings.aof_rewrite_incremental_fsync,
+                            self._fsync_behind)
+
+        def write(data):
+            fh.write(data)
+            autosync.wrote(len(data))
+        snapshot = snapshot_of(self.server, self._base_writer(), write,
+                               aux=self._aux(), functions=self._functions())
         self.rewrite_job = BackgroundSave(
             snapshot, self.reactor, self._rewrite_done,
             key_delay_us=self.settings.rdb_key_save_delay)
@@ -1301,6 +1310,20 @@ class Aof:
             ok = True
         for callback in list(self.on_rewrite_done):
             callback(ok)
+
+    def _fsync_behind(self, fd: int):
+        """An incremental fsync of the rewrite's file, in a thread: the
+        reactor goes on writing (at most one in flight; one asked for
+        meanwhile is skipped, the next 4 MB asks again)."""
+        if self.autosync_busy:
+            return
+        self.autosync_busy = True
+
+        def done(result):
+            self.autosync_busy = False
+            if isinstance(result, Failure):
+                result.trap(OSError)        # the file went (cancelled)
+        self._in_thread(os.fsync, fd).addBoth(done)
 
     def _in_thread(self, fn, *args):
         """A Deferred of fn(*args) run in the reactor's thread pool (inline

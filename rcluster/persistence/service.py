@@ -35,6 +35,7 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
 from rcluster.logs import logger
+from rcluster.persistence.autosync import AutoSync
 from rcluster.persistence.snapshot import (BackgroundSave, Snapshot,
                                            snapshot_of)
 from rcluster.resp.codec import Error
@@ -96,10 +97,11 @@ def function_codes(server) -> list:
 class _FileOut:
     """Buffered writes of a snapshot to an open file."""
 
-    def __init__(self, fh):
+    def __init__(self, fh, incremental_fsync: bool = False):
         self.fh = fh
         self.buffer = []
         self.size = 0
+        self.autosync = AutoSync(fh, incremental_fsync)
 
     def __call__(self, data: bytes):
         self.buffer.append(data)
@@ -110,6 +112,7 @@ class _FileOut:
     def flush(self):
         if self.buffer:
             self.fh.write(b"".join(self.buffer))
+            self.autosync.wrote(self.size)
             self.buffer = []
             self.size = 0
 
@@ -121,9 +124,10 @@ class _ThreadedOut:
     same property).  Pieces of about 1 MiB are queued; ``backlog`` (bytes
     queued) lets the save slow down rather than queue without bound."""
 
-    def __init__(self, fh, reactor):
+    def __init__(self, fh, reactor, incremental_fsync: bool = False):
         self.fh = fh
         self.reactor = reactor
+        self.autosync = AutoSync(fh, incremental_fsync)     # in the thread
         self.buffer = []
         self.size = 0
         self.queue = deque()
@@ -187,6 +191,7 @@ class _ThreadedOut:
             try:
                 if self.error is None and not self.dropped:
                     self.fh.write(chunk)
+                    self.autosync.wrote(len(chunk))
             except OSError as err:
                 self.error = err
             with cond:
@@ -624,7 +629,7 @@ class PersistenceService(service.Service):
         tmp = "temp-%d.rdb" % os.getpid()
         try:
             with open(tmp, "wb") as fh:
-                out = _FileOut(fh)
+                out = _FileOut(fh, self.settings.rdb_save_incremental_fsync)
                 self._run_blocking(self._snapshot(out))
                 out.flush()
                 fh.flush()
@@ -679,7 +684,8 @@ class PersistenceService(service.Service):
             self.lastbgsave_ok = False
             self._update_gate()
             return False
-        out = _ThreadedOut(fh, self.reactor)
+        out = _ThreadedOut(fh, self.reactor,
+                           self.settings.rdb_save_incremental_fsync)
         self.bgsave_file = (tmp, fh, out)
         self.bgsave_started = self.reactor.seconds()
         self.bgsave_dirty = self.server.keyspace.dirty
