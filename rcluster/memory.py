@@ -237,11 +237,20 @@ def figures(server) -> dict:
 # takes them (resp/protocol.py write_through); only when the kernel
 # buffer is full does Twisted queue, and that is when the limits are
 # checked (``check_output_limits``), as Redis checks on each reply added.
-# TLS connections (a memory BIO in front of the socket) are not measured.
+# A TLS connection (a memory BIO in front of the TCP transport) encrypts
+# each reply at once: its buffer is the ciphertext its TCP transport holds
+# plus the cleartext OpenSSL could not take yet (``_appSendBuffer``), and
+# it is checked after every write (Twisted always queues TCP writes).
 
 def transport_pending(transport) -> int:
     return len(transport.dataBuffer) - transport.offset + \
         transport._tempDataLen
+
+
+def tls_pending(tls) -> int:
+    """transport_pending of a TLSMemoryBIOProtocol over TCP."""
+    return transport_pending(tls.transport) + \
+        sum(map(len, tls._appSendBuffer))
 
 
 def output_class(client) -> str:

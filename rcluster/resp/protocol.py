@@ -13,8 +13,10 @@ from functools import partial
 from twisted.internet import tcp
 from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
-from rcluster.memory import check_output_limits, transport_pending
+from rcluster.memory import (check_output_limits, tls_pending,
+                             transport_pending)
 
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
 MAX_CLIENTS_CLUSTER = (b"-ERR max number of clients + cluster connections "
@@ -83,6 +85,12 @@ def set_keepalive(transport, interval: int):
         pass    # not a TCP socket after all: keepalive is best effort
 
 
+def is_tls_over_tcp(transport) -> bool:
+    """A TLSMemoryBIOProtocol (listenSSL's) in front of a TCP transport."""
+    return isinstance(transport, TLSMemoryBIOProtocol) and \
+        isinstance(transport.transport, tcp.Connection)
+
+
 def write_through(transport, queued=None):
     """transport.write, sending at once when nothing is queued.
 
@@ -92,7 +100,12 @@ def write_through(transport, queued=None):
     Anything not sent goes through transport.write, which keeps order and
     flow control.  TLS and in-memory transports are used as they are."""
     if not isinstance(transport, tcp.Connection):
-        return transport.write      # TLS wrappers, unix sockets, tests
+        if queued is not None and is_tls_over_tcp(transport):
+            def write_tls(data):
+                transport.write(data)
+                queued()
+            return write_tls
+        return transport.write      # unix sockets, tests
     send = transport.socket.send
     # ``queued()`` runs after bytes were left queued (output buffer
     # limits, rcluster/memory.py): never on the fast path.
@@ -143,6 +156,8 @@ class RespProtocol(Protocol):
             transport.loseConnection)
         if isinstance(transport, tcp.Connection):
             self.client.output_pending = partial(transport_pending, transport)
+        elif is_tls_over_tcp(transport):
+            self.client.output_pending = partial(tls_pending, transport)
         self.client.tls = self.factory.tls
         handle = getattr(transport, "getHandle", None)
         if handle is not None:

@@ -14,7 +14,7 @@ import unittest
 from twisted.trial.unittest import TestCase
 
 from tests.integration.harness import (ROOT, TWISTD, NodeProcess, free_port,
-                                       have)
+                                       have, wait_for)
 
 GEN_CERTS = os.path.join(ROOT, "etc", "tls", "gen-certs.sh")
 
@@ -159,6 +159,31 @@ class TLSTests(TestCase):
         self.assertEqual(node.cli("set", "shared", "1").strip(), "OK")
         self.assertEqual(node.tls_cli("get", "shared", port=tls_port).stdout, "1\n")
         self.assertRefused(node.tls_cli("ping", port=tls_port, cert=None))
+
+    def test_output_buffer_limit_cuts_off_a_tls_client_that_never_reads(self):
+        node = self.start(extra_args=[
+            "--tls", *self.tls_args(),
+            "--set", "client-output-buffer-limit=normal 2mb 0 0"])
+        r = node.tls_client()
+        r.set("big", b"v" * (256 * 1024))
+        context = ssl.create_default_context(cafile=node.cert("ca.crt"))
+        context.load_cert_chain(node.cert("client.crt"), node.cert("client.key"))
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", node.port))
+        lazy = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.addCleanup(lazy.close)
+        lazy.settimeout(10)
+        request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 100
+        try:
+            for _ in range(10):      # 1000 replies: 256 MB unless cut off
+                lazy.sendall(request)
+        except OSError:
+            pass                     # already dropped: as intended
+        line = "scheduled to be closed ASAP for overcoming of output buffer"
+        wait_for(lambda: line in node.output(), 15)
+        wait_for(lambda: len(r.client_list()) == 1, 15)
+        self.assertTrue(r.ping())
 
     def test_cluster_bus_over_mutual_tls(self):
         nodes = []
