@@ -94,7 +94,7 @@ class Server:
         self.cluster_engine = None        # its engine (cluster/engine.py)
         # Where every change goes: sinks (AOF, replication) register here.
         self.write_path = WritePath(self)
-        self.shutdown_hook = None         # callable(save: bool|None)
+        self.shutdown_hook = None   # callable(save: bool|None, force: bool)
         # MONITOR hook: called with (client, command, argv) after each call.
         self.monitor = None
         self.active_expire = True         # DEBUG SET-ACTIVE-EXPIRE
@@ -110,6 +110,7 @@ class Server:
         self.dirty_at_save = 0
         self.role = "master"
         self.extensions = {}              # per-plugin state, by name
+        self.aof = None         # the Aof (persistence/aof.py), once made
         # Lua scripts and functions (rcluster/scripting).
         from rcluster.scripting import Scripting
         self.scripts = Scripting(self)

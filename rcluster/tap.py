@@ -222,11 +222,10 @@ class NodeService(service.MultiService):
             globalLogPublisher.removeObserver(self.observer)
         return result
 
-    def shutdown(self, save=None):
+    def shutdown(self, save=None, force=False):
         """SHUTDOWN: stop the reactor (twistd stops the services)."""
         self.log.info("User requested shutdown...")
-        failure = self.persistence.prepare_shutdown(
-            save, force=getattr(self.server, "shutdown_force", False))
+        failure = self.persistence.prepare_shutdown(save, force=force)
         if failure:
             return failure
         self.reactor.callLater(0, self.reactor.stop)

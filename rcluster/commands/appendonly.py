@@ -15,7 +15,7 @@ log = logger()
 
 
 def _aof(c):
-    aof = getattr(c.server, "aof", None)
+    aof = c.server.aof
     if aof is None:
         raise CommandError("ERR the append only file is not available on "
                            "this node")

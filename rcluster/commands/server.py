@@ -73,10 +73,17 @@ def shutdown(c, argv):
     if abort:
         # Shutdowns here don't wait for lagging replicas: none to abort.
         raise CommandError("ERR No shutdown in progress.")
-    hook = c.server.shutdown_hook
-    c.server.shutdown_force = b"force" in flags     # read by persistence
     save = True if b"save" in flags else False if b"nosave" in flags else None
-    failure = hook(save) if hook is not None else \
+    busy = c.server.scripts.busy
+    if busy is not None:
+        # A script past busy-reply-threshold: only SHUTDOWN NOSAVE, which
+        # ends it (Redis exits at once; here the reactor stops once the
+        # script unwinds).
+        if save is not False:
+            raise CommandError(str(c.server.scripts.busy_error()))
+        busy.killed = True
+    hook = c.server.shutdown_hook
+    failure = hook(save, b"force" in flags) if hook is not None else \
         "ERR Errors trying to SHUTDOWN. Check logs."
     if failure:
         raise CommandError(failure)

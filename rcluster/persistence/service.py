@@ -287,8 +287,8 @@ class RdbLoad:
             elif kind == "Aux":
                 self._aux(record.name, record.value)
             elif kind == "SelectDb":
-                dbs = getattr(self.server, "dbs", None)
-                count = len(dbs) if dbs is not None else 1
+                dbs = self.server.dbs
+                count = len(dbs)
                 if not 0 <= record.db < count:
                     raise LoadError(
                         "Bad RDB file '%s': it holds keys of database %d, "
@@ -296,8 +296,7 @@ class RdbLoad:
                         "cluster-databases)"
                         % (os.path.abspath(self.path), record.db, count,
                            "s" if count > 1 else ""))
-                ks = self.keyspace = dbs[record.db] if dbs is not None \
-                    else self.keyspace
+                ks = self.keyspace = dbs[record.db]
                 ks.now = now
             elif kind == "Function":
                 self.functions.append(record.code)

@@ -122,7 +122,7 @@ def psync_decision(server, backlog, replid: str, offset: int):
     Returns (True, None) for +CONTINUE, or (False, reason) for a full
     resynchronisation, with Redis's reason texts
     (masterTryPartialResynchronization)."""
-    second = getattr(server, "second_repl_offset", -1)
+    second = server.second_repl_offset
     asked = replid.lower()
     if asked != server.replid and (asked != server.replid2
                                    or offset > second):

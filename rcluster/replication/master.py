@@ -102,8 +102,6 @@ class Master:
         self.server = server
         self.settings = settings
         self.clock = clock
-        if not hasattr(server, "second_repl_offset"):
-            server.second_repl_offset = -1
         self.backlog: Backlog | None = None
         self.replicas: list = []
         self.last_db = -1              # Redis's slaveseldb

@@ -271,8 +271,6 @@ class ReplicationService(service.Service):
         self.settings = settings
         self.reactor = reactor
         server.extensions["replication"] = self
-        if not hasattr(server, "second_repl_offset"):
-            server.second_repl_offset = -1
         self.master = Master(server, settings, reactor)
         self.master.start_transfer = self._start_transfer
         self.master.link_up = lambda: self.state == CONNECTED
@@ -394,7 +392,7 @@ class ReplicationService(service.Service):
         if self.master_host is not None or (
                 s.min_replicas_to_write and s.min_replicas_max_lag):
             wanted = self._gate
-        if getattr(server, "repl_gate", None) != wanted:
+        if server.repl_gate != wanted:
             server.repl_gate = wanted
             server.refresh_gates()
 

@@ -156,7 +156,6 @@ class Scripting:
         # module docstring); None: taken from the clock if it is a reactor.
         self.process_events = None
         self._eval_engine = None
-        self._saved_shutdown_hook = None
         self._write_rows: dict = {}
         from rcluster.scripting.functions import Functions
         self.functions = Functions(self)
@@ -580,25 +579,11 @@ class Scripting:
         caller = ctx.caller
         if caller.blocked is None:
             caller.blocked = "script"       # protectClient
-        # SHUTDOWN while timed out: only NOSAVE, which ends the script
-        # (Redis exits at once; here the reactor stops once it unwinds).
-        hook = server.shutdown_hook
-        if hook is not None:
-            def busy_shutdown(save, _hook=hook):
-                if save is not False:
-                    return str(self.busy_error())
-                ctx.killed = True
-                return _hook(save)
-            self._saved_shutdown_hook = hook
-            server.shutdown_hook = busy_shutdown
+        # (SHUTDOWN checks ``busy`` itself: only NOSAVE, which kills it.)
 
     def _leave_busy(self, ctx):
         self.busy = None
         server = self.server
-        saved = getattr(self, "_saved_shutdown_hook", None)
-        if saved is not None:
-            server.shutdown_hook = saved
-            self._saved_shutdown_hook = None
         server.refresh_gates()
         if ctx.caller.blocked == "script":
             ctx.caller.blocked = None

@@ -24,16 +24,18 @@ class ShutdownTests(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.requests = []
-        self.server.shutdown_hook = self.requests.append
+        self.server.shutdown_hook = \
+            lambda save, force: self.requests.append((save, force))
 
     def test_shutdown_calls_the_hook_and_answers_nothing(self):
         self.proto.dataReceived(request("SHUTDOWN", "NOSAVE") + request("PING"))
-        self.assertEqual(self.requests, [False])
+        self.assertEqual(self.requests, [(False, False)])
         self.assertEqual(self.transport.value(), b"")
         self.assertEqual(self.raw("SHUTDOWN", client=self.connect()), b"")
         self.assertEqual(self.raw("shutdown", "save", "now", "force",
                                   client=self.connect()), b"")
-        self.assertEqual(self.requests, [False, None, True])
+        self.assertEqual(self.requests,
+                         [(False, False), (None, False), (True, True)])
 
     def test_errors(self):
         for args, error in [(("SAVE", "NOSAVE"), "ERR syntax error"),
@@ -42,8 +44,8 @@ class ShutdownTests(ServerTestCase):
                             (("ABORT",), "ERR No shutdown in progress.")]:
             self.assertEqual(self.call("SHUTDOWN", *args), error)
         self.assertEqual(self.requests, [])
-        self.server.shutdown_hook = lambda save: "ERR Errors trying to " \
-                                                 "SHUTDOWN. Check logs."
+        self.server.shutdown_hook = lambda save, force: \
+            "ERR Errors trying to SHUTDOWN. Check logs."
         self.assertEqual(self.call("SHUTDOWN"),
                          "ERR Errors trying to SHUTDOWN. Check logs.")
 
