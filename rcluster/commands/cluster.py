@@ -18,6 +18,8 @@ from rcluster.commands.common import NOT_INT, SYNTAX, parse_int
 from rcluster.commands.debug import debug_subcommand
 from rcluster.commands.table import CommandError, command, container
 from rcluster.memory import link_send_buffer
+from rcluster.replication.backlog import encode_command
+from rcluster.replication.replica import SETSLOT_CAPA
 from rcluster.resp.codec import OK, Map, Status, Verbatim
 
 DISABLED = "ERR This instance has cluster support disabled"
@@ -519,12 +521,14 @@ def cluster_setslot(c, argv):
 def _to_replicas(c, argv):
     """Replicas learn SETSLOT from their master's stream (as Valkey 8):
     a failover in the middle of a migration keeps its state.  Only the
-    replicas get it (Valkey's PROPAGATE_REPL), not the AOF."""
+    replicas get it (Valkey's PROPAGATE_REPL), not the AOF; and only when
+    every replica announced it takes it (a redis-server replica learns
+    slots by gossip only, as in Redis 7.0)."""
     repl = c.server.extensions.get("replication")
     master = getattr(repl, "master", None)
-    if master is None or master.backlog is None or not master.replicas:
+    if master is None or master.backlog is None or not master.replicas or \
+            not all(SETSLOT_CAPA in r.capa for r in master.replicas):
         return
-    from rcluster.replication.backlog import encode_command
     master.feed(encode_command([b"CLUSTER", *argv[1:]]))
 
 

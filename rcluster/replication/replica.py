@@ -30,6 +30,10 @@ from __future__ import annotations
 from rcluster.replication.backlog import encode_command
 
 EOF_MARK_SIZE = 40
+# Our REPLCONF capa: CLUSTER SETSLOT may come down the stream (Valkey 8's
+# replicated slot states).  A redis-server 7.0 replica doesn't announce it,
+# and would answer SETSLOT from its master with an error.
+SETSLOT_CAPA = "rcluster-setslot"
 MAX_LINE = 64 * 1024           # a reply line longer than this is bogus
 
 PONG = "pong"
@@ -149,7 +153,8 @@ class Handshake:
                                             self.ip.encode()]))
             expect.append(IP)
         commands.append(encode_command([b"REPLCONF", b"capa", b"eof",
-                                        b"capa", b"psync2"]))
+                                        b"capa", b"psync2", b"capa",
+                                        SETSLOT_CAPA.encode()]))
         expect.append(CAPA)
         self.expect = expect
         self.state = expect.pop(0)

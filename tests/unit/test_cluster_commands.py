@@ -495,3 +495,45 @@ class DropPacketFilterTests(TestCase):
         self.assertEqual(self.state.drop_packet_filter, -1)
         self.assertEqual(self.call("DEBUG", "DROP-CLUSTER-PACKET-FILTER", "x"),
                          b"-ERR value is not an integer or out of range\r\n")
+
+
+class _Replicas:
+    """The replication master's side as SETSLOT sees it: the replicas'
+    announced capabilities, and what was fed to the stream."""
+
+    def __init__(self, *capas):
+        self.backlog = object()
+        self.replicas = [type("Replica", (), {"capa": set(capa)})()
+                         for capa in capas]
+        self.fed = []
+
+    def feed(self, data):
+        self.fed.append(data)
+
+
+class SetslotToReplicasTests(TestCase):
+    """A master sends SETSLOT down its stream only when every replica
+    announced it takes it (our replicas do, see test_replication's
+    handshake; redis-server 7.0's don't)."""
+    setUp = ClusterCommandTests.setUp
+    call = ClusterCommandTests.call
+    add_node = ClusterCommandTests.add_node
+
+    def setslot(self, *capas):
+        master = _Replicas(*capas)
+        self.server.extensions["replication"] = type(
+            "Replication", (), {"master": master})()
+        self.add_node()
+        self.call("CLUSTER", "ADDSLOTS", "5")
+        self.assertEqual(self.call("CLUSTER", "SETSLOT", "5", "MIGRATING",
+                                   OTHER), b"+OK\r\n")
+        return master.fed
+
+    def test_rcluster_replicas_get_it(self):
+        capa = {"eof", "psync2", "rcluster-setslot"}
+        self.assertEqual(self.setslot(capa, capa), [
+            command("CLUSTER", "SETSLOT", "5", "MIGRATING", OTHER)])
+
+    def test_not_with_a_redis_server_replica(self):
+        self.assertEqual(self.setslot({"eof", "rcluster-setslot"},
+                                      {"eof", "psync2"}), [])

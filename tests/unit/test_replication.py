@@ -132,7 +132,7 @@ class HandshakeTest(ServerTestCase):
             encode_command([b"REPLCONF", b"listening-port", b"6380"]),
             encode_command([b"REPLCONF", b"ip-address", b"10.0.0.1"]),
             encode_command([b"REPLCONF", b"capa", b"eof", b"capa",
-                            b"psync2"])]))])
+                            b"psync2", b"capa", b"rcluster-setslot"])]))])
         self.assertEqual(link.receive(b"+OK\r\n+OK\r\n+OK\r\n+OK\r"), [])
         events = link.receive(b"\n")
         self.assertEqual(events, [("send", encode_command(
