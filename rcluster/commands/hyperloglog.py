@@ -50,12 +50,10 @@ def pfadd(c, argv):
     else:
         _check(value)
         buf = unshare_string(c, key, value)
-    max_bytes = _max_bytes(c)
-    for element in argv[2:]:
-        try:
-            updated += hll.add(buf, element, max_bytes)
-        except hll.CorruptHLL:
-            raise _corrupt() from None
+    try:
+        updated += hll.add(buf, argv[2:], _max_bytes(c))
+    except hll.CorruptHLL:
+        raise _corrupt() from None
     if updated:
         hll.invalidate(buf)
         ks.touch(key, updated)

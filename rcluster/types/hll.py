@@ -427,13 +427,17 @@ def _promote(buf: bytearray, index: int, count: int) -> int:
     return dense_set(buf, index, count)
 
 
-def add(buf: bytearray, element, max_bytes: int) -> int:
-    """hllAdd: 1 if a register changed (the cache is NOT marked stale for a
-    dense HLL: PFADD does that once)."""
-    index, count = pattern(element)
-    if buf[4] == DENSE:
-        return dense_set(buf, index, count)
-    return sparse_set(buf, index, count, max_bytes)[0]
+def add(buf: bytearray, elements, max_bytes: int) -> int:
+    """hllAdd of each element: how many changed a register (the cache is
+    NOT marked stale: PFADD does that once)."""
+    updated = 0
+    for element in elements:
+        index, count = pattern(element)
+        if buf[4] == DENSE:
+            updated += dense_set(buf, index, count)
+        else:
+            updated += sparse_set(buf, index, count, max_bytes)[0]
+    return updated
 
 
 def merge_into(buf: bytearray, raw, max_bytes: int):
@@ -577,7 +581,7 @@ def selftest(max_bytes: int, rng=None, cycles: int = 10,
         element = (j ^ seed).to_bytes(8, "little")
         index, run = pattern(element)
         dense_set(dense, index, run)
-        add(sparse, element, max_bytes)
+        add(sparse, (element,), max_bytes)
         if j == checkpoint:
             if j < max_bytes // 2 and sparse[4] != SPARSE:
                 return "TESTFAILED sparse encoding not used"

@@ -84,7 +84,7 @@ class RepresentationTests(TestCase):
             element = b"%d" % rng.getrandbits(40)
             index, run = hll.pattern(element)
             changed_dense = hll.dense_set(dense, index, run)
-            self.assertEqual(hll.add(sparse, element, 3000), changed_dense)
+            self.assertEqual(hll.add(sparse, (element,), 3000), changed_dense)
             if n % 250 == 0:
                 self.assertEqual(hll.to_raw(sparse), hll.to_raw(dense))
                 self.assertEqual(hll.count(sparse), hll.count(dense))
@@ -115,13 +115,13 @@ class RepresentationTests(TestCase):
             max_bytes = rng.choice([40, 300, 3000])
             dest, source = hll.new(), hll.new()
             for _ in range(rng.randint(0, 300)):
-                hll.add(dest, b"%d" % rng.getrandbits(32), max_bytes)
+                hll.add(dest, (b"%d" % rng.getrandbits(32),), max_bytes)
             for _ in range(rng.randint(0, 600)):
                 if rng.random() < 0.5:
                     hll.sparse_set(source, rng.randrange(300),
                                    rng.randint(1, 4), 10 ** 6)
                 else:
-                    hll.add(source, b"s%d" % rng.getrandbits(32), 10 ** 6)
+                    hll.add(source, (b"s%d" % rng.getrandbits(32),), 10 ** 6)
             raw = hll.to_raw(source)
             merged, expected = bytearray(dest), bytearray(dest)
             hll.merge_into(merged, raw, max_bytes)
@@ -136,7 +136,7 @@ class RepresentationTests(TestCase):
 
     def test_to_dense_keeps_header(self):
         value = hll.new()
-        hll.add(value, b"x", 3000)
+        hll.add(value, (b"x",), 3000)
         hll.set_cached_count(value, 1)
         self.assertTrue(hll.to_dense(value))
         self.assertFalse(hll.to_dense(value))
@@ -172,7 +172,7 @@ class RepresentationTests(TestCase):
         self.assertEqual(hll.estimate(full), 1 << 63)
         value = hll.new()
         for n in range(1000):
-            hll.add(value, b"e%d" % n, 3000)
+            hll.add(value, (b"e%d" % n,), 3000)
         self.assertLess(abs(hll.count(value) - 1000), 1000 * 0.05)
 
     def test_selftest(self):
@@ -206,7 +206,7 @@ class CommandTests(ServerTestCase):
     def test_copied_bytes_value(self):
         """An HLL written with SET (bytes) is used, then edited in place."""
         source = hll.new()
-        hll.add(source, b"x", 3000)
+        hll.add(source, (b"x",), 3000)
         self.call("SET", "h", bytes(source))
         self.assertEqual(self.call("PFCOUNT", "h"), 1)
         self.assertEqual(self.call("PFADD", "h", "y"), 1)
