@@ -187,7 +187,7 @@ def load_node(stream: Stream, master_id, blob: bytes, previous):
                 seen_deleted += 1
             else:
                 seen_valid += 1
-                stream.entries[sid] = tuple(pairs)
+                stream.entries.append(sid, tuple(pairs))
         if seen_valid != valid or seen_deleted != deleted or not seen_valid:
             raise RdbError(_CORRUPT)
     except IndexError:

@@ -6,9 +6,15 @@ XREAD / XREADGROUP (wake-ups, order, timeouts, deleted / replaced keys,
 destroyed groups) and the RDB codec.  Replies were checked against
 redis-server 7.0.15; tests/integration/test_streams.py compares them live.
 """
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sortedcontainers import SortedDict
+from twisted.trial.unittest import TestCase
+
 from rcluster.persistence.rdb import RdbError, dump_payload, load_payload
-from rcluster.types.stream import (MAX64, MAX_ID, Stream, StreamIDError,
-                                   decr_id, incr_id, lp_str_size, parse_id)
+from rcluster.types.stream import (MAX64, MAX_ID, EntryTable, Stream,
+                                   StreamIDError, decr_id, incr_id,
+                                   lp_str_size, parse_id)
 from tests.protocol.helpers import NOW, WRONGTYPE, ServerTestCase, parse
 
 MS = NOW * 1000
@@ -436,3 +442,48 @@ class RdbTests(ServerTestCase):
             except RdbError:
                 pass
             flipped[pos] ^= 0x5a
+
+
+class EntryTableTests(TestCase):
+    """EntryTable.append (XADD's fast path into SortedList's internals)
+    leaves the same table, with valid invariants, as plain inserts."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["append"] * 6 + [
+        "insert", "del", "index"]), st.integers(0, 3)), max_size=2000),
+           st.integers(4, 40))
+    def test_same_as_sorted_dict(self, ops, load):
+        table, reference = EntryTable(), SortedDict()
+        table._list._reset(load)     # small sublists: splits happen
+        reference._list._reset(load)
+        top = 0
+        for op, n in ops:
+            if op == "append":       # mostly above every key: the fast path
+                top += n
+                key = (top, 0)
+                table.append(key, top)
+                reference[key] = top
+            elif op == "insert":     # below the top: the plain insert
+                key = (top // (n + 1), 1)
+                table.append(key, n)
+                reference[key] = n
+            elif reference:
+                key = reference.peekitem(n % len(reference))[0]
+                if op == "del":
+                    del table[key]
+                    del reference[key]
+                else:               # builds the index append must update
+                    self.assertEqual(table.index(key), reference.index(key))
+            table._list._check()
+        self.assertEqual(list(table.items()), list(reference.items()))
+
+    def test_append_keeps_the_positional_index(self):
+        table = EntryTable()
+        table._list._reset(4)
+        for n in range(21):
+            table.append((n, 0), n)
+        self.assertEqual(table.index((5, 0)), 5)     # the index is built
+        table.append((100, 0), 100)                   # no split: updated
+        table._list._check()
+        self.assertEqual(table.index((100, 0)), 21)
+        self.assertEqual(table.peekitem(21), ((100, 0), 100))
