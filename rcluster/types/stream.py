@@ -262,8 +262,10 @@ class Node:
 
     @property
     def lp_bytes(self) -> int:
-        return (self.body_bytes + lp_int_size(self.valid) +
-                lp_int_size(self.deleted))
+        valid, deleted = self.valid, self.deleted
+        if valid <= 127 and deleted <= 127:
+            return self.body_bytes + 4      # two 1-byte ints (lp_int_size)
+        return self.body_bytes + lp_int_size(valid) + lp_int_size(deleted)
 
     def entry_size(self, sid, fields) -> int:
         """Bytes the entry takes in this node's listpack (and its flags)."""
