@@ -13,7 +13,12 @@ Then the same data moved by rcluster's atomic ``CLUSTER MIGRATESLOTS
 SLOTSRANGE 0 4095 NODE B`` (goal: >= 3x faster than redis-server's
 key-by-key reshard), with the longest PING on either end.
 
-Usage: bench/reshard.py [--keys N] [--pipeline N] [--atomic-only]
+Usage: bench/reshard.py [--keys N] [--slots N] [--pipeline N] [--atomic-only]
+
+--slots N (default 4096) moves slots 0..N-1, which hold the keys: with
+--keys 20000 --slots 400 (the same 49 keys per slot) a quick run while
+iterating.  The machine is shared: figures move by 2x from one run to
+the next; compare ratios taken in the same run.
 """
 from __future__ import annotations
 
@@ -61,7 +66,8 @@ class Pinger(threading.Thread):
             time.sleep(0.005)
 
 
-def run(kind: str, keys: list, pipeline: int, atomic: bool = False):
+def run(kind: str, keys: list, pipeline: int, atomic: bool = False,
+        slots: int = 4096):
     a = NodeProcess(kind, cluster=True)
     b = NodeProcess(kind, cluster=True)
     try:
@@ -85,7 +91,7 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False):
         t0 = time.monotonic()
         if atomic:
             r.execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", 0,
-                              4095, "NODE", bid)
+                              slots - 1, "NODE", bid)
             while True:
                 jobs = r.execute_command("CLUSTER", "GETSLOTMIGRATIONS")
                 job = jobs[-1]
@@ -101,7 +107,7 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False):
             result = subprocess.run(
                 ["redis-cli", "--cluster", "reshard", a.address,
                  "--cluster-from", aid, "--cluster-to", bid,
-                 "--cluster-slots", "4096", "--cluster-yes",
+                 "--cluster-slots", str(slots), "--cluster-yes",
                  "--cluster-pipeline", str(pipeline)],
                 capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - t0
@@ -121,27 +127,33 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=200_000)
+    ap.add_argument("--slots", type=int, default=4096)
     ap.add_argument("--pipeline", type=int, default=10)
     ap.add_argument("--atomic-only", action="store_true")
     args = ap.parse_args()
-    keys = keys_in_first_slots(args.keys)
+    if not 0 < args.slots <= 8192:
+        ap.error("--slots must be within 1..8192 (A's slots)")
+    keys = keys_in_first_slots(args.keys, args.slots)
+    slots = args.slots
     if args.atomic_only:
-        took, stall = run("rcluster", keys, args.pipeline, atomic=True)
+        took, stall = run("rcluster", keys, args.pipeline, atomic=True,
+                          slots=slots)
         print(f"  rcluster MIGRATESLOTS of {len(keys)} keys: {took:.1f} s "
               f"{len(keys) / took:.0f} keys/s  longest PING "
               f"{stall * 1000:.0f} ms")
         return
-    print(f"redis-cli --cluster reshard of 4096 slots holding {len(keys)} "
-          f"keys (--cluster-pipeline {args.pipeline})")
+    print(f"redis-cli --cluster reshard of {slots} slots holding "
+          f"{len(keys)} keys (--cluster-pipeline {args.pipeline})")
     results = {}
     for kind in ("rcluster", "redis-server"):
-        took, stall = run(kind, keys, args.pipeline)
+        took, stall = run(kind, keys, args.pipeline, slots=slots)
         results[kind] = took
         print(f"  {kind:<13} {took:7.1f} s  {len(keys) / took:9.0f} keys/s  "
               f"longest PING {stall * 1000:6.0f} ms")
     print(f"  ratio rcluster/redis-server (keys/s): "
           f"{results['redis-server'] / results['rcluster']:.2f}x")
-    took, stall = run("rcluster", keys, args.pipeline, atomic=True)
+    took, stall = run("rcluster", keys, args.pipeline, atomic=True,
+                      slots=slots)
     print(f"  rcluster MIGRATESLOTS {took:7.1f} s  {len(keys) / took:9.0f} "
           f"keys/s  longest PING {stall * 1000:6.0f} ms")
     print(f"  MIGRATESLOTS vs redis-server's redis-cli reshard: "

@@ -28,6 +28,7 @@ to target instance``, ``Target instance replied with error: ...``.
 from __future__ import annotations
 
 import random
+import struct
 from collections import deque
 
 import hiredis
@@ -38,7 +39,9 @@ from rcluster.cluster.keyslot import keyslot
 from rcluster.cluster.messages import NODE_FAIL
 from rcluster.logs import logger
 from rcluster.persistence.rdb import RdbError, dump_payload
-from rcluster.resp.codec import OK, Error, Status, encode, new_reader
+from rcluster.replication.backlog import encode_command
+from rcluster.resp.codec import OK, Error, Status, new_reader
+from rcluster.resp.protocol import write_through
 from rcluster.zset import ZSet
 
 log = logger("rcluster.migration")
@@ -75,17 +78,26 @@ class TargetProtocol(protocol.Protocol):
         self.waiting: deque = deque()   # one callback per expected reply
         self.lost = False
         self.link = None
+        self.write = None
 
     def connectionMade(self):
         try:
             self.transport.setTcpNoDelay(True)
         except Exception:           # pragma: no cover - not a TCP transport
             pass
+        # Sent at once when nothing is queued (not on the next reactor
+        # turn): a MIGRATE is a round trip redis-cli waits for.
+        self.write = write_through(self.transport)
         self.factory.connected(self)
 
     def send(self, argvs, callbacks):
+        self.send_encoded(b"".join([encode_command(a) for a in argvs]),
+                          callbacks)
+
+    def send_encoded(self, data, callbacks):
+        """Commands already in RESP, one callback per command."""
         self.waiting.extend(callbacks)
-        self.transport.write(b"".join(encode(list(a)) for a in argvs))
+        self.write(data)
 
     def dataReceived(self, data):
         reader = self.reader
@@ -360,7 +372,10 @@ class MigrateJob:
 
     # -- sending -----------------------------------------------------------
     def _plan(self):
-        """Yield ('cmd', argv, key_or_None, last_for_key, barrier)."""
+        """Yield (argv or None, tag, barrier, closes): a command (an argv,
+        or bytes already in RESP) and what it is for (a key, "auth",
+        "select"), whether its reply is awaited before going on, whether
+        the key's commands are all sent."""
         server = self.server
         ks = server.dbs[self.source_db]
         restore = b"RESTORE-ASKING" if server.cluster_mode else b"RESTORE"
@@ -370,10 +385,16 @@ class MigrateJob:
             if self.username is not None:
                 auth.append(self.username)
             auth.append(self.password)
-            yield auth, "auth", False
+            yield auth, "auth", False, False
         if self.link.last_dbid != self.dbid:
-            yield [b"SELECT", b"%d" % self.dbid], "select", False
+            yield [b"SELECT", b"%d" % self.dbid], "select", False, False
         now = server.now_ms()
+        settings = server.settings
+        replace = self.replace or self.resend
+        # A value sent whole: one RESTORE, encoded here (the common case).
+        head = b"*%d\r\n$%d\r\n%b\r\n" % (5 if replace else 4, len(restore),
+                                            restore)
+        tail = b"$7\r\nREPLACE\r\n" if replace else b""
         keys, self.sending = self.keys, []
         for key in keys:
             value = ks.lookup(key)
@@ -387,24 +408,34 @@ class MigrateJob:
                     continue
                 ttl = max(ttl, 1)
             self.sending.append(key)
-            replace = self.replace or self.resend
+            if value.__class__ is bytes or not isinstance(value, _SLICED) \
+                    or len(value) <= CHUNK_ELEMENTS:
+                try:
+                    payload = dump_payload(value, settings)
+                except RdbError as err:
+                    self.error = self.error or "ERR " + str(err)
+                    continue
+                ttl = b"%d" % ttl
+                yield head + b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (
+                    len(key), key, len(ttl), ttl, len(payload), payload,
+                    tail), key, False, True      # all of key is sent
+                continue
             try:
                 first, rest = key_commands(key, value, ttl, replace, restore,
-                                           server.settings)
+                                           settings)
             except RdbError as err:
                 self.error = self.error or "ERR " + str(err)
                 continue
             if rest is None:
-                yield first, key, False
-                yield None, key, False           # all of key is sent
+                yield first, key, False, True    # all of key is sent
                 continue
             # Wait for the first slice's reply before appending to it.
-            yield first, key, True
+            yield first, key, True, False
             for argv in rest:
                 if asking:
-                    yield [b"ASKING"], None, False
-                yield argv, key, False
-            yield None, key, False
+                    yield [b"ASKING"], None, False, False
+                yield argv, key, False, False
+            yield None, key, False, True
 
     def _send(self):
         self.attempt += 1
@@ -427,21 +458,26 @@ class MigrateJob:
         proto = self.link.proto
         if proto is None or proto.lost:
             return
-        argvs, callbacks = [], []
+        chunks, callbacks = [], []
         size = 0
-        for argv, tag, barrier in self.plan:
-            if argv is None:
+        pending = self.key_pending
+        for argv, tag, barrier, closes in self.plan:
+            if argv is not None:
+                callbacks.append(self._callback(tag))
+                if argv.__class__ is not bytes:
+                    argv = encode_command(argv)
+                chunks.append(argv)
+                self.expected += 1
+                if tag.__class__ is bytes:
+                    pending[tag] = pending.get(tag, 0) + 1
+                size += len(argv)
+            if closes:
                 self.key_closed.add(tag)
-                if not self.key_pending.get(tag) and \
+                if not pending.get(tag) and \
                         tag not in self.key_failed and not self.prefix_failed:
                     self.acked.append(tag)
-                continue
-            callbacks.append(self._callback(tag))
-            argvs.append(argv)
-            self.expected += 1
-            if isinstance(tag, bytes):
-                self.key_pending[tag] = self.key_pending.get(tag, 0) + 1
-            size += sum(len(a) for a in argv) + 16
+                if argv is None:
+                    continue
             if barrier:
                 self.waiting_barrier = True
                 break
@@ -449,9 +485,9 @@ class MigrateJob:
                 break
         else:
             self.writing_done = True
-        if argvs:
+        if chunks:
             self.bytes_sent += size
-            proto.send(argvs, callbacks)
+            proto.send_encoded(b"".join(chunks), callbacks)
         if not self.writing_done and not self.waiting_barrier:
             self.server.clock.callLater(0, self._write_more)
         elif self.writing_done and self.expected == 0:
@@ -467,15 +503,20 @@ class MigrateJob:
 
     # -- replies -----------------------------------------------------------
     def _arm_timer(self):
-        if self.timer is not None and self.timer.active():
-            self.timer.reset(self.timeout)
-        else:
-            self.timer = self.server.clock.callLater(self.timeout,
-                                                     self._timed_out)
+        """The timeout runs from the last I/O: noted here (per reply), the
+        timer itself is moved only when it fires early."""
+        clock = self.server.clock
+        self.last_io = clock.seconds()
+        if self.timer is None or not self.timer.active():
+            self.timer = clock.callLater(self.timeout, self._timed_out)
 
     def _timed_out(self):
         self.timer = None
         if self.done:
+            return
+        left = self.last_io + self.timeout - self.server.clock.seconds()
+        if left > 0:
+            self.timer = self.server.clock.callLater(left, self._timed_out)
             return
         self._socket_error(timeout=True)
 
@@ -491,12 +532,7 @@ class MigrateJob:
         failed = isinstance(reply, hiredis.ReplyError)
         if failed and self.error is None:
             self.error = str(reply)
-        if tag == "auth" or tag == "select":
-            if failed:
-                # An AUTH or SELECT error fails every key, as Redis reads it.
-                self.prefix_failed = True
-                self.link.last_dbid = -1
-        elif isinstance(tag, bytes):
+        if tag.__class__ is bytes:
             if failed:
                 self.key_failed.add(tag)
             left = self.key_pending[tag] - 1
@@ -504,6 +540,11 @@ class MigrateJob:
             if left == 0 and tag in self.key_closed and \
                     tag not in self.key_failed and not self.prefix_failed:
                 self.acked.append(tag)
+        elif tag == "auth" or tag == "select":
+            if failed:
+                # An AUTH or SELECT error fails every key, as Redis reads it.
+                self.prefix_failed = True
+                self.link.last_dbid = -1
         if self.waiting_barrier and self.expected == 0:
             self.waiting_barrier = False
             if self.error is not None and not self.replace:
@@ -519,6 +560,9 @@ class MigrateJob:
     def _socket_error(self, timeout):
         link = self.link
         self.link = None
+        # This attempt ends here: the other commands in flight on the
+        # link report the same loss, and must not end the retry too.
+        self.attempt += 1
         if link is not None:
             self.m.cache.drop(link)
         if self.acked:
@@ -857,6 +901,8 @@ def migrations_of(server) -> Migrations:
 #   RUN <command> <arg> ...               a keyed command (RESTORE ...
 #                                         REPLACE, HSET..., DEL) run for a
 #                                         key of those slots
+#   LOAD <records>                        many small keys in one argument
+#                                         (pack_load / unpack_load)
 #   FINISH                                the target takes the slots: epoch
 #                                         bump + broadcast
 #   CANCEL                                the target deletes what it staged
@@ -877,7 +923,60 @@ SYNC_BYTES = 8 << 20         # bytes in flight to the target, at most
 PAUSE_LIMIT = 5.0            # seconds writes may wait at the cut-over
 CATCH_UP = 64                # changed keys left before pausing writes
 DELETE_SLICE = 1000          # keys the source deletes per reactor turn
-LOAD_KEYS = 128              # small keys per SYNCSLOTS LOAD
+LOAD_KEYS = 256              # small keys per SYNCSLOTS LOAD
+
+# A SYNCSLOTS LOAD record: its kind, the key's length, the value's
+# length, the ttl (ms to live, 0 none), then the key and the value: a DUMP
+# payload (LOAD_DUMP), a string value as it is (LOAD_STRING: neither end
+# encodes, checksums or decodes anything), or nothing (LOAD_GONE: the key
+# is gone, DEL).  One bulk argument holds them all: the request parser
+# reads one big argument much faster than hundreds of small ones.
+LOAD_DUMP, LOAD_STRING, LOAD_GONE = 0, 1, 2
+_LOAD_RECORD = struct.Struct("<BIIq")
+_RECORD_PACK = _LOAD_RECORD.pack
+_RECORD_SIZE = _LOAD_RECORD.size
+BAD_LOAD = "ERR Invalid SYNCSLOTS LOAD records"
+
+
+def pack_load(key: bytes, ttl: int, value: bytes, kind=LOAD_DUMP) -> bytes:
+    return _RECORD_PACK(kind, len(key), len(value), ttl) + key + value
+
+
+def pack_gone(key: bytes) -> bytes:
+    return _RECORD_PACK(LOAD_GONE, len(key), 0, 0) + key
+
+
+def unpack_load(blob) -> list:
+    """[(key, ttl, value, raw), ...] of a LOAD argument: ttl -1 for a key
+    that is gone, raw for a string value (else a DUMP payload);
+    ValueError(BAD_LOAD) when it is malformed (lengths past its end, an
+    unknown kind, a negative ttl)."""
+    if blob.__class__ is not bytes:
+        blob = bytes(blob)
+    out = []
+    unpack = _LOAD_RECORD.unpack_from
+    pos, end = 0, len(blob)
+    while pos < end:
+        if end - pos < _RECORD_SIZE:
+            raise ValueError(BAD_LOAD)
+        kind, klen, vlen, ttl = unpack(blob, pos)
+        pos += _RECORD_SIZE
+        stop = pos + klen + vlen
+        if stop > end or ttl < 0 or kind > LOAD_GONE or \
+                (kind == LOAD_GONE and (vlen or ttl)):
+            raise ValueError(BAD_LOAD)
+        out.append((blob[pos:pos + klen],
+                    -1 if kind == LOAD_GONE else ttl,
+                    blob[pos + klen:stop], kind == LOAD_STRING))
+        pos = stop
+    return out
+
+
+class _Records(list):
+    """The records of one SYNCSLOTS LOAD being filled."""
+
+
+_SLICED = (dict, set, ZSet, deque)    # big ones go in slices
 
 
 def format_ranges(slots) -> str:
@@ -919,8 +1018,8 @@ class SlotExport:
         self.keys_sent = 0
         # Keys of every database (cluster-databases); an item of
         # unsent/dirty is the key (db 0) or a (db, key) pair.
-        self.keys_total = sum(self.server.count_in_slot(s)
-                              for s in self.slots)
+        self.keys_total = self._count_in(self.slots)
+        self.ranges_text = format_ranges(self.slots).encode()
         self.bytes_sent = 0
         self.paused_at = None
         self.pause_timer = None
@@ -934,11 +1033,20 @@ class SlotExport:
     def active(self) -> bool:
         return self.state not in ("success", "failed", "canceled")
 
+    def _count_in(self, slots) -> int:
+        """Keys of these slots in every database (GETSLOTMIGRATIONS is
+        polled during a move: this is a len() per slot and database)."""
+        total = 0
+        for ks in self.server.dbs:
+            tables = ks.slots
+            total += sum([len(tables[s]) for s in slots])
+        return total
+
     def keys_left(self) -> int:
         if self.state in ("success",):
             return 0
         left = len(self.unsent) + len(self.dirty)
-        left += sum(self.server.count_in_slot(s) for s in self.todo_slots)
+        left += self._count_in(self.todo_slots)
         return left
 
     def describe(self):
@@ -947,7 +1055,7 @@ class SlotExport:
         return Map([
             (b"name", self.name.encode()),
             (b"operation", b"EXPORT"),
-            (b"slot_ranges", format_ranges(self.slots).encode()),
+            (b"slot_ranges", self.ranges_text),
             (b"target_node", self.node.name.encode()),
             (b"source_node", self.cluster.myself.name.encode()),
             (b"create_time", int(self.created)),
@@ -982,7 +1090,7 @@ class SlotExport:
         proto.link = self
         self.state = "snapshot"
         # The target may want a password: the cluster's (masterauth).
-        password = getattr(self.server.settings, "masterauth", None)
+        password = self.server.settings.masterauth
         cmds = []
         if password:
             cmds.append([b"AUTH", password.encode()
@@ -1036,8 +1144,8 @@ class SlotExport:
             self.outstanding_bytes >= SYNC_BYTES
 
     def _key_cmds(self, key):
-        """The commands for one key, as ("small", (key, ttl, payload)) -
-        batched by the caller into SYNCSLOTS LOAD - or ("cmd", argv): a
+        """The commands for one key, as ("small", record) - batched by
+        the caller into SYNCSLOTS LOAD - or ("cmd", argv): a
         big value is RESTORE of a first slice, then appends.  A key of
         another database goes between SELECTs.  The keyspace is read at
         once (never across a yield: the current db is the server's)."""
@@ -1065,15 +1173,36 @@ class SlotExport:
         if db:
             yield "cmd", [b"SELECT", b"%d" % db]
         if first is None:
-            yield "small", (key, b"-1", b"")
+            yield "small", pack_gone(key)
         elif rest is None:
-            yield "small", (key, first[2], first[3])
+            yield "small", pack_load(key, int(first[2]), first[3])
         else:
             yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
             for argv in rest:
                 yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
         if db:
             yield "cmd", [b"SELECT", b"0"]
+
+    def _record(self, key):
+        """The LOAD record of a key of database 0 - the common case, made
+        here without _key_cmds' generator - or None for a big value
+        (_key_cmds sends it in slices)."""
+        server = self.server
+        ks = server.keyspace
+        value = ks.lookup(key)
+        if value is None:
+            return pack_gone(key)
+        cls = value.__class__
+        if cls is not bytes and cls is not bytearray and \
+                isinstance(value, _SLICED) and len(value) > CHUNK_ELEMENTS:
+            return None
+        ttl = 0
+        when = ks.expires.get(key) if ks.expires else None
+        if when is not None:
+            ttl = max(when - server.now_ms(), 1)
+        if cls is bytes or cls is bytearray:
+            return pack_load(key, ttl, value, LOAD_STRING)
+        return pack_load(key, ttl, dump_payload(value, server.settings))
 
     def _pump(self):
         """Send what the window allows: listed keys, then changed keys;
@@ -1083,31 +1212,43 @@ class SlotExport:
             return
         batch, size = [], 0
         load = None                       # the SYNCSLOTS LOAD being filled
-        while not self._window_full() and size < SLICE_BYTES:
+        while size < SLICE_BYTES and not self._window_full():
             if self.current is None:
-                # A big value's commands are built a slice at a time too.
                 key = self._next_key()
                 if key is None:
                     break
-                self.current = self._key_cmds(key)
                 self.keys_sent += 1
+                record = self._record(key) if key.__class__ is bytes \
+                    else None
+                if record is None:
+                    # A big value's commands are built a slice at a time
+                    # (and another database's keys go between SELECTs).
+                    self.current = self._key_cmds(key)
+                    continue
+                if load is None or len(load) >= LOAD_KEYS:
+                    load = _Records()
+                    batch.append(load)
+                load.append(record)
+                size += len(record)
+                continue
             item = next(self.current, None)
             if item is None:
                 self.current = None
                 continue
             kind, what = item
             if kind == "small":
-                if load is None or len(load) >= 3 + 3 * LOAD_KEYS:
-                    load = [b"CLUSTER", b"SYNCSLOTS", b"LOAD"]
+                if load is None or len(load) >= LOAD_KEYS:
+                    load = _Records()
                     batch.append(load)
-                load.extend(what)
-                size += sum(len(a) for a in what) + 24
+                load.append(what)
+                size += len(what)
             else:
                 load = None
                 batch.append(what)
                 size += sum(len(a) for a in what)
         if batch:
-            self._send(batch)
+            self._send([[b"CLUSTER", b"SYNCSLOTS", b"LOAD", b"".join(c)]
+                        if c.__class__ is _Records else c for c in batch])
         if self.todo_slots or self.unsent or self.current is not None:
             if not self._window_full():
                 self._schedule()

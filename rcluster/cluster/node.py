@@ -220,6 +220,19 @@ _RUN = re.compile("1+")
 def bitmap_ranges(bitmap) -> list:
     """[(start, end), ...] runs of the slots set in a 2048-byte bitmap
     (a reshard saves nodes.conf per SETSLOT: this is its hot spot)."""
+    value = int.from_bytes(bitmap, "little")
+    # A bit at each slot that differs from the one before: run edges.
+    edges = value ^ (value << 1)
+    if edges.bit_count() <= 64:
+        # Few runs (the usual case): walk the edges, lowest first.
+        out = []
+        while edges:
+            low = edges & -edges
+            edges ^= low
+            end = edges & -edges
+            edges ^= end
+            out.append((low.bit_length() - 1, end.bit_length() - 2))
+        return out
     bits = "".join([_BYTE_BITS[byte] for byte in bitmap])
     return [(m.start(), m.end() - 1) for m in _RUN.finditer(bits)]
 
@@ -237,4 +250,12 @@ def ranges_of(slots) -> list:
 
 def bitmap_slots(bitmap: int) -> list:
     """Slot numbers set in a wire int bitmap, ascending."""
+    if bitmap.bit_count() <= 32:
+        # Sparse (the slots a claim changes): lowest bits one by one.
+        out = []
+        while bitmap:
+            low = bitmap & -bitmap
+            out.append(low.bit_length() - 1)
+            bitmap ^= low
+        return out
     return slot_list(bitmap.to_bytes(_BITMAP_BYTES, "little"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 
 from rcluster.cluster import messages as m
-from rcluster.cluster.messages import Message, UpdateBody
+from rcluster.cluster.messages import SLOTS, Message, UpdateBody
 from rcluster.cluster.node import bitmap_slots
 from rcluster.cluster.state import TODO_SAVE_ALL
 from rcluster.logs import logger
@@ -26,17 +26,21 @@ def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):
         log.warn("Discarding UPDATE message about myself.")
         return
     cur_master = me if me.is_master else me.replicaof
-    claimed = bitmap_slots(bitmap)
-    claimed_set = set(claimed)
+    # Bit operations first, so that a PONG costs O(slots that differ),
+    # not O(16384): a reshard's every SETSLOT NODE broadcasts one.
+    held = sender.bitmap
+    not_claimed = state.not_claimed
+    if not_claimed:
+        still = (held & bitmap).to_bytes(SLOTS // 8, "little")
+        for slot in [s for s in not_claimed if still[s >> 3] >> (s & 7) & 1]:
+            not_claimed.discard(slot)
     new_master = None
     migrated_our_slots = 0
     dirty_slots = []
     table = state.slots
-    for slot in claimed:
+    # Only the claimed slots the sender doesn't hold can change owner.
+    for slot in bitmap_slots(bitmap & ~held):
         owner = table[slot]
-        if owner is sender:
-            state.not_claimed.discard(slot)
-            continue
         # A slot being imported is only changed by hand (redis-cli).
         if slot in state.importing:
             continue
@@ -53,13 +57,13 @@ def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):
             state.todo |= TODO_SAVE_ALL
     # Slots the sender stopped claiming stay bound to it (clients get a
     # few redirections rather than errors) but we won't vouch for them.
-    for slot in sender.slots:
-        if slot not in claimed_set:
-            state.not_claimed.add(slot)
+    stopped = sender.bitmap & ~bitmap
+    if stopped:
+        not_claimed.update(bitmap_slots(stopped))
 
     if new_master is not None and cur_master.numslots == 0 and (
             state.settings.cluster_allow_replica_migration
-            or len(claimed) == migrated_our_slots):
+            or bitmap.bit_count() == migrated_our_slots):
         log.warn("Configuration change detected. Reconfiguring myself as a "
                  "replica of {name}", name=sender.name)
         state.set_master(sender)
@@ -93,7 +97,8 @@ def check_stale_claims(state, sender, sender_epoch: int, bitmap: int):
     """The sender claims slots that a master with a greater epoch owns:
     send it one UPDATE about that master."""
     table = state.slots
-    for slot in bitmap_slots(bitmap):
+    # The slots the sender holds are not stale: skip them with bit ops.
+    for slot in bitmap_slots(bitmap & ~sender.bitmap):
         owner = table[slot]
         if owner is sender or state.is_slot_unclaimed(slot):
             continue

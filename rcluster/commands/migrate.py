@@ -289,7 +289,8 @@ def cluster_syncslots(c, argv):
         no_propagation(c)
         imp.keys += 1
         return reply
-    if sub == b"load" and len(argv) >= 6 and len(argv) % 3 == 0:
+    if sub == b"load" and (len(argv) == 4 or
+                           len(argv) >= 6 and len(argv) % 3 == 0):
         return _syncslots_load(c, imp, argv)
     if sub == b"finish" and len(argv) == 3:
         if imp.state != "importing":
@@ -335,30 +336,43 @@ _register_info()
 
 
 def _syncslots_load(c, imp, argv):
-    """SYNCSLOTS LOAD key ttl payload [key ttl payload ...]: many small
-    keys in one command (ttl in ms, 0 none, -1 = the key is gone: DEL).
-    Each key reaches replicas/AOF as RESTORE ... REPLACE [ABSTTL] or DEL."""
+    """SYNCSLOTS LOAD <records> (migration.pack_load), or LOAD key ttl
+    payload [key ttl payload ...]: many small keys in one command (ttl in
+    ms, 0 none, -1 = the key is gone: DEL).  Each key reaches
+    replicas/AOF as RESTORE ... REPLACE [ABSTTL], SET ... [PXAT] (a
+    string sent as it is) or DEL."""
     from rcluster.cluster.keyslot import keyslot
+    from rcluster.cluster.migration import unpack_load
     from rcluster.commands.common import also_propagate, no_propagation
     from rcluster.persistence.rdb import RdbError, load_payload
     server = c.server
     ks = server.keyspace
     settings = server.settings
-    triples = [(argv[j], parse_int(argv[j + 1]), argv[j + 2])
-               for j in range(3, len(argv), 3)]
+    if len(argv) == 4:
+        try:
+            triples = unpack_load(argv[3])
+        except ValueError as err:
+            raise CommandError(str(err))
+    else:
+        triples = [(argv[j], parse_int(argv[j + 1]), argv[j + 2], False)
+                   for j in range(3, len(argv), 3)]
     values = []
-    for key, ttl, payload in triples:
-        if keyslot(key) not in imp.slots:
+    slots = imp.slots
+    for key, ttl, payload, raw in triples:
+        if keyslot(key) not in slots:
             raise CommandError("ERR Key outside of the imported slots")
         if ttl < 0:
             values.append(None)
+            continue
+        if raw:                 # a string value as it is
+            values.append(payload)
             continue
         try:
             values.append(load_payload(payload, settings))
         except RdbError as err:
             raise CommandError("ERR " + str(err))
     now = ks.now
-    for (key, ttl, payload), value in zip(triples, values):
+    for (key, ttl, payload, raw), value in zip(triples, values):
         if value is None:
             if ks.delete(key):
                 also_propagate(c, [b"DEL", key])
@@ -366,8 +380,13 @@ def _syncslots_load(c, imp, argv):
         ks.set(key, value)
         if ttl > 0:
             ks.set_expire(key, now + ttl)
-            also_propagate(c, [b"RESTORE", key, b"%d" % (now + ttl), payload,
-                               b"REPLACE", b"ABSTTL"])
+            deadline = b"%d" % (now + ttl)
+            also_propagate(c, [b"SET", key, value, b"PXAT", deadline]
+                           if raw else
+                           [b"RESTORE", key, deadline, payload, b"REPLACE",
+                            b"ABSTTL"])
+        elif raw:
+            also_propagate(c, [b"SET", key, value])
         else:
             also_propagate(c, [b"RESTORE", key, b"0", payload, b"REPLACE"])
     no_propagation(c)

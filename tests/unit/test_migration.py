@@ -221,6 +221,30 @@ class MigrateTests(ServerTestCase):
                          b"-IOERR error or timeout reading to target "
                          b"instance\r\n")
 
+    def test_broken_cached_link_retried_with_many_keys(self):
+        """Every command in flight on the dead link reports the loss: the
+        job retries once, not once per command (Redis retries a MIGRATE
+        of any number of keys)."""
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000)
+        first = Target(self)
+        self.pump(first)
+        first.answer(b"+OK\r\n+OK\r\n")
+        self.pending((self.proto, self.transport))
+        self.call("MSET", "a{t}", "1", "b{t}", "2", "c{t}", "3")
+        self.migrate("", 0, 1000, "KEYS", "a{t}", "b{t}", "c{t}")
+        self.assertEqual(len(self.pump(first)), 3)
+        first.drop()                       # the cached link was dead
+        self.assertEqual(len(self.clock.tcpClients), 2)
+        second = Target(self)
+        sent = self.pump(second)
+        self.assertEqual([a[0] for a in sent],
+                         [b"SELECT", b"RESTORE", b"RESTORE", b"RESTORE"])
+        second.answer(b"+OK\r\n" * 4)
+        self.assertEqual(self.pending((self.proto, self.transport)),
+                         b"+OK\r\n")
+        self.assertIsNone(self.ks.lookup(b"a{t}"))
+
     def test_idle_links_closed_and_cache_bounded(self):
         m = migration.migrations_of(self.server)
         self.call("SET", "k", "v")
@@ -480,20 +504,25 @@ class AtomicMoveTests(TestCase):
                                    b"4"])
         self.clock.advance(0)
         sent += target.commands()
-        # Small keys go batched: SYNCSLOTS LOAD key ttl payload ...
+        # Small keys go batched: SYNCSLOTS LOAD <records>.
         loads = [a for a in sent if a[2] == b"LOAD"]
         self.assertEqual(len(loads), 1)
-        self.assertEqual(sorted(loads[0][3::3]), sorted(keys))
-        self.assertEqual(set(loads[0][4::3]), {b"0"})
-        self.assertEqual(load_payload(loads[0][5]), b"v" + loads[0][3])
+        self.assertEqual(len(loads[0]), 4)
+        records = migration.unpack_load(loads[0][3])
+        self.assertEqual(sorted(r[0] for r in records), sorted(keys))
+        # Strings go as they are (no DUMP payload), without TTL here.
+        self.assertEqual({r[1] for r in records}, {0})
+        for key, _, value, raw in records:
+            self.assertEqual((value, raw), (b"v" + key, True))
         # A write after its key was sent: sent again.
         other = connect(self.server, ("127.0.0.1", 40009))
         exchange(*other, command("SET", keys[0], "new"))
         target.answer(b"+OK\r\n" * len(sent))
         self.clock.advance(0)
         more = target.commands()
-        self.assertEqual(more[0][2:5], [b"LOAD", keys[0], b"0"])
-        self.assertEqual(load_payload(more[0][5]), b"new")
+        self.assertEqual(more[0][2], b"LOAD")
+        [record] = migration.unpack_load(more[0][3])
+        self.assertEqual(record, (keys[0], 0, b"new", True))
         # A transaction queued before the pause...
         tx = connect(self.server, ("127.0.0.1", 40011))
         exchange(*tx, command("MULTI"))
@@ -575,6 +604,39 @@ class AtomicMoveTests(TestCase):
         self.assertGreater(self.ks.ttl(more[0]), 0)
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD", more[1],
                                    "-1", ""), b":1\r\n")
+        self.assertIsNone(self.ks.lookup(more[1]))
+        # The records form (what a source sends); a malformed one is
+        # refused whole.  Replicas and the AOF get RESTORE (a DUMP
+        # payload) or SET (a string sent as it is), with absolute TTLs.
+        ops = []
+        self.server.write_path.add_sink(lambda db, batch: ops.extend(batch))
+        blob = migration.pack_load(more[0], 0, dump_payload(b"c")) + \
+            migration.pack_load(more[1], 7000, b"d", migration.LOAD_STRING)
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD", blob),
+                         b":2\r\n")
+        deadline = b"%d" % (self.ks.now + 7000)
+        self.assertEqual([list(op) for op in ops],
+                         [[b"MULTI"],
+                          [b"RESTORE", more[0], b"0", dump_payload(b"c"),
+                           b"REPLACE"],
+                          [b"SET", more[1], b"d", b"PXAT", deadline],
+                          [b"EXEC"]])
+        self.assertEqual(self.ks.lookup(more[0]), b"c")
+        self.assertIsNone(self.ks.ttl(more[0]))
+        self.assertEqual(self.ks.lookup(more[1]), b"d")
+        self.assertGreater(self.ks.ttl(more[1]), 6000)
+        gone = migration.pack_gone(more[0])
+        for bad in (blob[:-1], gone + b"\0" * 5,
+                    migration.pack_load(more[0], 0, b"x", 2),
+                    migration.pack_load(more[0], 0, b"", 3),
+                    migration.pack_load(more[0], -2, b"", 1)):
+            self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD", bad),
+                             b"-ERR Invalid SYNCSLOTS LOAD records\r\n")
+        self.assertEqual(self.ks.lookup(more[0]), b"c")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD",
+                                   gone + migration.pack_gone(more[1])),
+                         b":2\r\n")
+        self.assertIsNone(self.ks.lookup(more[0]))
         self.assertIsNone(self.ks.lookup(more[1]))
         self.assertEqual(self.ks.lookup(key), b"v")
         self.assertTrue(self.call("GET", key).startswith(b"-MOVED 200 "))

@@ -172,6 +172,50 @@ class FastPathTests(TestCase):
             self.state.is_ok = True
             self.state.migrating, self.state.importing = {}, {}
 
+    def test_asked_importing_same_answers_as_full_route(self):
+        """With ASKING (or RESTORE-ASKING), the importing fast path answers
+        what the full route does, in every situation around it."""
+        table = self.server.table
+        requests = [[b"GET", b"bar"], [b"SET", b"bar", b"1"],
+                    [b"GET", b"foo"], [b"GET", b"zzz"], [b"MGET", b"bar"],
+                    [b"RESTORE-ASKING", b"bar", b"0", b"x"]]
+        replica = Node("replica", 7002, master=False, replicaof=self.other)
+        situations = [dict(importing={SLOT_BAR: self.other}),
+                      dict(importing={SLOT_BAR: self.other}, is_ok=False),
+                      dict(importing={SLOT_BAR: self.other},
+                           busy_slots={SLOT_BAR: 1}),
+                      dict(importing={SLOT_BAR: self.other},
+                           myself=replica),
+                      dict(importing={SLOT_FOO: self.other}),
+                      dict(importing={keyslot(b"zzz"): self.other}),
+                      dict()]
+        for situation in situations:
+            for name, value in situation.items():
+                setattr(self.state, name, value)
+            for argv in requests:
+                cmd = table.get(argv[0].decode().lower())
+                for asking in (True, False):
+                    full = self.router._route(
+                        self.client, cmd, argv,
+                        asking or "asking" in cmd.flags)
+                    self.client.asking = asking
+                    self.assertEqual(self.router(self.client, cmd, argv),
+                                     full, (situation, argv, asking))
+            self.state.is_ok = True
+            self.state.myself = self.me
+            self.state.migrating, self.state.importing = {}, {}
+            self.state.busy_slots = {}
+        # And it is the fast path that answers.
+        self.state.importing = {SLOT_BAR: self.other}
+        self.router._route = None           # any full route would fail
+        self.client.asking = True
+        self.assertIsNone(self.router(self.client, table.get("get"),
+                                      [b"GET", b"bar"]))
+        self.assertIsNone(self.router(self.client,
+                                      table.get("restore-asking"),
+                                      [b"RESTORE-ASKING", b"bar", b"0",
+                                       b"x"]))
+
     def test_fast_path_taken_and_asking_consumed(self):
         cmd = self.server.table.get("get")
         self.router._route = None           # any full route would fail
