@@ -72,6 +72,8 @@ HIREDIS_TRIM = 1024
 # proto-max-bulk-len, so no bulk it accepts can be over the limit).
 FAST_SLICE = 1024 * 1024
 _PROBE = b":0\r\n"
+# What _ExactParser._bulks_at_once gives hiredis at a time.
+_AT_ONCE_FEED = 64 * 1024
 # Limits for clients that still have to authenticate (authRequired()).
 UNAUTH_MAX_ARGS = 10
 UNAUTH_MAX_BULK = 16 * 1024
@@ -512,6 +514,9 @@ class _ExactParser:
         return True
 
     def _bulks(self) -> bool:
+        if self.mbulk > FAST_MAX_ELEMENTS and not self.argv and \
+                self.bulk < 0 and self._bulks_at_once():
+            return True
         buf = self.buf
         owner = self.owner
         argv = self.argv
@@ -560,6 +565,53 @@ class _ExactParser:
             self.pos = end + 2       # the CR LF is skipped unchecked
             self.bulk = -1
             self.mbulk -= 1
+        return True
+
+    def _bulks_at_once(self) -> bool:
+        """The elements of a request too big for hiredis as an array
+        (MSET of 1000 keys...), read in C all the same: to hiredis each
+        element is a reply of its own.  Kept only when all of them are
+        here, within the limits, and written canonically ($<len> CR LF
+        <data> CR LF), which Redis's rules accept just as they are; else
+        the loop reads them by the rules (and gives the exact error): the
+        bytes are compared with the canonical form, since hiredis also
+        takes "$05", "+PING" and RESP3 types that Redis refuses.  Needs
+        the hardened reader, which bounds nested arrays."""
+        buf, pos, count = self.buf, self.pos, self.mbulk
+        end = len(buf)
+        if end - pos < 6 * count or not HIREDIS_HARDENED:
+            return False                # "$0\r\n\r\n" at least, each
+        reader = new_reader()           # nested arrays stay small
+        gets = reader.gets
+        argv = []
+        append = argv.append
+        fed = pos
+        try:
+            for _ in range(count):
+                arg = gets()
+                while arg is False:
+                    if fed >= end:
+                        return False    # not all here yet
+                    size = min(end - fed, _AT_ONCE_FEED)
+                    reader.feed(buf, fed, size)
+                    fed += size
+                    arg = gets()
+                if arg.__class__ is not bytes:
+                    return False
+                append(arg)
+        except hiredis.ProtocolError:
+            return False
+        owner = self.owner
+        if not owner.master and \
+                max(map(len, argv)) > owner.limits.proto_max_bulk_len:
+            return False
+        canonical = b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg)
+                              for arg in argv])
+        if buf[pos:pos + len(canonical)] != canonical:
+            return False
+        self.argv = argv
+        self.pos = pos + len(canonical)
+        self.mbulk = 0
         return True
 
     def _gather(self, data: bytes) -> bytes:

@@ -245,6 +245,68 @@ class DifferentialFuzzTests(TestCase):
         self.assertGreater(checked, 1000)
 
 
+class BigRequestTests(TestCase):
+    """Requests with more elements than hiredis takes as an array (MSET of
+    many keys) are read element by element in C when they are all there
+    and canonical; anything else gets the exact rules.  The reference is
+    the same bytes fed one at a time (the exact rules only)."""
+
+    def big(self, n=300):
+        return [b"MSET"] + [b"k%d" % i for i in range(n)]
+
+    def test_same_requests_however_cut(self):
+        argv = self.big()
+        data = request(*argv) + request(b"PING") + request(*argv[:201])
+        expected = [argv, [b"PING"], argv[:201]]
+        self.assertEqual(parse([data]), expected)
+        rng = random.Random(3)
+        for _ in range(20):
+            cut = rng.randrange(len(data))
+            self.assertEqual(parse([data[:cut], data[cut:]]), expected)
+
+    def test_non_canonical_forms_get_the_exact_rules(self):
+        argv = self.big()
+        data = request(*argv)
+        element = b"$2\r\nk7\r\n"
+        for variant, error in (
+                (b"$02\r\nk7\r\n", "Protocol error: invalid bulk length"),
+                (b"+k7\r\n", "Protocol error: expected '$', got '+'"),
+                (b":7\r\n", "Protocol error: expected '$', got ':'"),
+                (b"*1\r\n$1\r\nx\r\n",
+                 "Protocol error: expected '$', got '*'"),
+                (b"$2\r\nk7xx", None)):       # the CR LF is not checked
+            mutated = data.replace(element, variant, 1)
+            one_by_one = parse([mutated[i:i + 1]
+                                for i in range(len(mutated))])
+            self.assertEqual(parse([mutated]), one_by_one, variant)
+            self.assertEqual(one_by_one[-1] if error else one_by_one,
+                             ("ERR", error) if error else [argv])
+
+    def test_proto_max_bulk_len(self):
+        limits = Limits()
+        limits.proto_max_bulk_len = 5
+        argv = self.big(200) + [b"x" * 6]
+        self.assertEqual(parse([request(*argv)], RequestParser(limits)),
+                         [("ERR", "Protocol error: invalid bulk length")])
+
+    def test_mutations(self):
+        rng = random.Random(5)
+        sample = request(*self.big(150)) + request(b"GET", b"k")
+        for _ in range(300):
+            data = bytearray(sample)
+            for _ in range(rng.randrange(1, 4)):
+                pos = rng.randrange(len(data))
+                if rng.randrange(2):
+                    data[pos] = rng.randrange(256)
+                else:
+                    data[pos:pos] = rng.choice(
+                        [b"*", b"$", b"\r\n", b"-1", b"0", b"+", b"*200\r\n"])
+            data = bytes(data)
+            self.assertEqual(parse([data]),
+                             parse([data[i:i + 1] for i in range(len(data))]),
+                             data)
+
+
 class ExactRulesTests(TestCase):
     def error(self, data, parser=None):
         result = parse([data], parser)
