@@ -57,16 +57,21 @@ def main():
               f"median of {args.rounds}")
         print(f"{'test':<10}{'rcluster':>14}{'redis-server':>16}{'ratio':>9}")
         for pipeline in (1, 16):
-            rates = {}
-            for name, node in servers.items():
-                rates[name] = statistics.median(
-                    benchmark(node.port, None, pipeline, args.requests,
-                              command=SET_RANDOM)
-                    for _ in range(args.rounds))
+            runs = {name: [] for name in servers}
+            for _ in range(args.rounds):
+                # Alternated, so that a noisy moment hits both.
+                for name, node in servers.items():
+                    runs[name].append(benchmark(
+                        node.port, None, pipeline, args.requests,
+                        command=SET_RANDOM))
+            rates = {name: statistics.median(r) for name, r in runs.items()}
             ratio = rates["rcluster"] / rates["redis-server"]
             label = f"SET -P{pipeline}"
+            spread = "  ".join(f"{name} {min(r):,.0f}-{max(r):,.0f}"
+                               for name, r in runs.items())
             print(f"{label:<10}{rates['rcluster']:>14,.0f}"
-                  f"{rates['redis-server']:>16,.0f}{ratio:>9.2f}")
+                  f"{rates['redis-server']:>16,.0f}{ratio:>9.2f}"
+                  f"   ({spread})")
         for name, node in servers.items():
             stats, mem = info(node, "stats"), info(node, "memory")
             print(f"  {name:<14} evicted_keys {stats['evicted_keys']:>9,}  "

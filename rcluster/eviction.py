@@ -1,19 +1,32 @@
 """maxmemory and eviction (Redis's evict.c), sans-IO.
 
 ``Evictor.before_command`` is Redis's processCommand step: with
-``maxmemory`` set, every command first runs ``perform`` (evict until the
+``maxmemory`` set, a command first runs ``perform`` (evict until the
 estimate, see memory.py, is under the limit), and a ``denyoom`` command
 (or anything queued in MULTI) is refused with -OOM when nothing more can
-be evicted.  With maxmemory set, ``Server.refresh_gates`` sends every
-command through the checked path, where this runs; with it unset the fast
-path pays nothing.
+be evicted.  ``Server.refresh_gates`` sends commands through the checked
+path, where this runs, only while the evictor is ``gated``: from 90% of
+maxmemory up, and after a batch of evictions only once a write crosses
+maxmemory again (``arm``); with maxmemory unset the fast path pays
+nothing.
 
 Victims are chosen as Redis does: ``maxmemory-samples`` keys are sampled
-(all keys, or keys with a TTL for volatile-*), scored (idle time for LRU,
-255 - decayed counter for LFU, -deadline for volatile-ttl) and merged into
-an eviction pool of 16 best candidates; the best still existing goes.
-Sampling all keys picks a random slot, then a random key in it; sampling
-TTL keys picks random entries of the expiry heap (``Keyspace._heap``).
+per eviction (all keys, or keys with a TTL for volatile-*), scored (idle
+time for LRU, 255 - decayed counter for LFU, -deadline for volatile-ttl)
+and merged into an eviction pool of 16 best candidates; the best goes,
+unless it was deleted or accessed since it was scored.  Sampling all
+keys takes runs of consecutive slots from random ones (dictGetSomeKeys
+with the slots as buckets); sampling TTL keys picks random entries of
+the expiry heap (``Keyspace._heap``).
+
+Evictions come in batches (``Evictor.batch``): when a command finds the
+estimate over maxmemory, room is made for it and ``slack`` bytes more
+(~1/1000 of maxmemory, at most 64 KiB), n keys' worth, with n rounds of
+Redis's sampling done at once (n * maxmemory-samples keys, the n best
+go, the next 16 stay as the pool).  Under a stream of writes the next
+commands then find room (and take the fast path), instead of each
+paying one round.  The estimate is never left over maxmemory by more
+than the last command's own writes, as in Redis.
 
 Access metadata is ``Keyspace.access``: key -> last access time in ms (LRU;
 the ``now`` int object is shared by every key touched in a batch, so it
@@ -36,8 +49,8 @@ from __future__ import annotations
 
 import heapq
 import random
-from bisect import insort
-from itertools import islice
+from itertools import chain, islice, repeat
+from operator import itemgetter
 from time import perf_counter
 
 from rcluster.cluster.keyslot import keyslot
@@ -56,6 +69,17 @@ EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 SLOTS = 16384
 GATE_AT = 0.9
 NO_LIMIT = 1 << 62
+# Sampling for a batch of evictions: runs of about RUN keys (sample_many);
+# at most BATCH_MAX evictions per batch.
+RUN = 32
+BATCH_MAX = 128
+# Eviction makes room down to maxmemory minus 1/1024 (>> SLACK_SHIFT) of
+# the room above memory.STARTUP, at most SLACK_MAX (Evictor.configure).
+SLACK_SHIFT = 10
+SLACK_MAX = 64 * 1024
+# After a batch of at least this many evictions, commands take the fast
+# path until the next write crosses maxmemory (Evictor.before_command).
+UNGATE_AFTER = 32
 _MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
 
 
@@ -135,9 +159,16 @@ def sample_keys(ks, count: int, rand=random.random) -> list:
         return out
     slots = ks.slots
     slot = int(rand() * SLOTS)
-    for _ in range(SLOTS):
-        table = slots[slot]
-        if table:
+    # Empty slots are skipped in C (filter), in windows of the slots that
+    # should hold ``count`` keys at the average density, growing.
+    span = min(count * SLOTS // ks.count + 1, SLOTS)
+    walked = 0
+    while walked < SLOTS:
+        end = slot + span
+        part = slots[slot:end]
+        if end > SLOTS:
+            part += slots[:end - SLOTS]
+        for table in filter(None, part):
             want = count - len(out)
             if len(table) <= want:
                 out.extend(table)
@@ -145,28 +176,63 @@ def sample_keys(ks, count: int, rand=random.random) -> list:
                 first = int(rand() * (len(table) - want + 1))
                 out.extend(islice(table, first, first + want))
             if len(out) >= count:
-                break
-        slot = (slot + 1) & 16383
+                return out
+        walked += span
+        slot = end & 16383
+        span = min(2 * span, SLOTS - walked)
+    return out
+
+
+def sample_many(ks, count: int, rand=random.random) -> list:
+    """About ``count`` random keys for a batch of evictions: runs of
+    consecutive slots holding about ``RUN`` keys each (whole slots), from
+    random slots - sample_keys's contiguous buckets, many times over,
+    each run gathered in C.  A key may come twice."""
+    if count <= RUN:
+        return sample_keys(ks, count, rand)
+    n = ks.count
+    slots = ks.slots
+    if n <= count:
+        return list(chain.from_iterable(filter(None, slots)))
+    span = RUN * SLOTS // n + 1
+    out = []
+    for _ in range(4 * count // RUN + 4):
+        start = int(rand() * SLOTS)
+        end = start + span
+        part = slots[start:end]
+        if end > SLOTS:
+            part += slots[:end - SLOTS]
+        if sum(map(len, part)) > 4 * RUN:
+            out.extend(sample_keys(ks, RUN, rand))    # a big slot: a window
+        else:
+            out.extend(chain.from_iterable(part))
+        if len(out) >= count:
+            return out
+    # Keys gathered in few slots (hash tags): walk to them.
+    out.extend(sample_keys(ks, count - len(out), rand))
     return out
 
 
 def sample_volatile(ks, count: int, rand=random.random) -> list:
     """Up to ``count`` random keys with a TTL (from the expiry heap)."""
-    out = []
     heap, expires = ks._heap, ks.expires
     if not expires:
-        return out
+        return []
     if len(heap) > 2 * len(expires) + 16:
         # Mostly stale entries (evicted or changed TTLs): rebuild, as
         # Keyspace.set_expire does.
         heap = ks._heap = [(w, k) for k, w in expires.items()]
         heapq.heapify(heap)
-    for _ in range(3 * count + 64):
-        when, key = heap[int(rand() * len(heap))]
-        if expires.get(key) == when:
-            out.append(key)
-            if len(out) >= count:
-                break
+    size = len(heap)
+    out = []
+    # At least about half the entries are live (the rebuild above).
+    for _ in range(4):
+        picks = [heap[int(rand() * size)]
+                 for _ in range(2 * (count - len(out)) + 8)]
+        out += [key for when, key in picks if expires.get(key) == when]
+        if len(out) >= count:
+            del out[count:]
+            break
     return out
 
 
@@ -175,7 +241,8 @@ def sample_volatile(ks, count: int, rand=random.random) -> list:
 class Evictor:
     def __init__(self, server):
         self.server = server
-        self.pool: list = []          # (score, key) ascending, best last
+        # Candidates (score, key, ks, metadata), best first (see batch).
+        self.pool: list = []
         self.active = False           # maxmemory set
         self.policy = "noeviction"
         self.maxmemory = 0
@@ -187,6 +254,7 @@ class Evictor:
         # Commands take the checked path (where eviction runs) only while
         # used_memory is near maxmemory (GATE_AT of it): see arm().
         self.gated = False
+        self.batched = 0              # keys the last perform evicted
         # performEvictions failed before the running command (Redis's
         # pre_command_oom_state): scripts refuse denyoom commands then.
         self.oom_at_start = False
@@ -219,6 +287,10 @@ class Evictor:
         settings = self.server.settings
         self.maxmemory = settings.maxmemory
         self.active = bool(self.maxmemory)
+        # Room made beyond the command at hand, so that a stream of writes
+        # evicts in batches (see perform) rather than a key per command.
+        self.slack = min(max(self.maxmemory - STARTUP, 0) >> SLACK_SHIFT,
+                         SLACK_MAX)
         if self.policy != settings.maxmemory_policy:
             self.pool = []
         self.policy = settings.maxmemory_policy
@@ -242,27 +314,32 @@ class Evictor:
         self.lfu_mode = lfu
         self.arm(refresh)
 
-    def arm(self, refresh=True):
+    def arm(self, refresh=True, threshold=None):
         """Gate (every command through the checked path, where eviction
-        and -OOM happen) from GATE_AT of maxmemory up (of what is above
-        memory.STARTUP); below, each
-        keyspace calls ``_near_limit`` when its estimate crosses its share
-        of that threshold (one int comparison per write), and the cron
-        ungates once back below.  Without maxmemory: never gated."""
+        and -OOM happen) from ``threshold`` up: GATE_AT of maxmemory (of
+        what is above memory.STARTUP), or maxmemory itself after a batch
+        of evictions (see before_command); below, each keyspace calls
+        ``_near_limit`` when its estimate crosses its share of the room
+        left (one int comparison per write), and the cron ungates once
+        back below.  Without maxmemory: never gated."""
         dbs = list(keyspaces(self.server))
         if not self.active:
             gated = False
             for ks in dbs:
                 ks.limit, ks.on_limit = NO_LIMIT, None
         else:
-            # GATE_AT of the room above the fixed startup figure.
-            threshold = self.maxmemory - int(
-                (1 - GATE_AT) * max(self.maxmemory - STARTUP, 0))
+            if threshold is None:
+                # GATE_AT of the room above the fixed startup figure.
+                threshold = self.maxmemory - int(
+                    (1 - GATE_AT) * max(self.maxmemory - STARTUP, 0))
             used = self.used()
             gated = used >= threshold
+            # The room left, shared between the databases (each only
+            # sees its own writes).
+            share = (threshold - used) // max(len(dbs), 1)
             for ks in dbs:
                 ks.on_limit = self._near_limit
-                ks.limit = NO_LIMIT if gated else threshold - (used - ks.used)
+                ks.limit = NO_LIMIT if gated else ks.used + share
         if not gated:
             self.oom_at_start = False
         if gated != self.gated:
@@ -333,6 +410,12 @@ class Evictor:
         if self.perform() != EVICT_FAIL:
             self.oom_at_start = False
             self._flush()
+            if self.batched >= UNGATE_AFTER and not self.timer_running:
+                # A batch made room for many writes: they take the fast
+                # path until one crosses maxmemory again (the keyspace's
+                # limit), or the cron regates.
+                self.batched = 0
+                self.arm(threshold=self.maxmemory)
             return None
         self.oom_at_start = True
         self._flush()
@@ -368,31 +451,61 @@ class Evictor:
         return server.pause_type is None
 
     def perform(self) -> int:
+        """Evict until the estimate is ``slack`` under maxmemory (see
+        configure), in batches (``batch``); EVICT_FAIL if it stays over
+        maxmemory with nothing left to evict."""
         if not self.maxmemory or not self.safe():
             return EVICT_OK
-        to_free = self.used() - self.maxmemory
-        if to_free <= 0:
+        over = self.used() - self.maxmemory
+        if over <= 0:
             return EVICT_OK
         if self.policy == "noeviction":
             return EVICT_FAIL
-        settings = self.server.settings
-        limit = time_limit_us(settings.maxmemory_eviction_tenacity) / 1e6
+        to_free = over + self.slack
+        limit = time_limit_us(
+            self.server.settings.maxmemory_eviction_tenacity) / 1e6
         start = perf_counter()
-        freed = evicted = 0
+        freed = evicted = fruitless = 0
+        server = self.server
+        valid, delete = self._valid, self._delete
         while freed < to_free:
-            found = self.pick()
-            if found is None:
-                return EVICT_FAIL
-            ks, key = found
-            before = ks.used
-            self.evict(ks, key)
-            freed += before - ks.used
-            evicted += 1
-            if evicted % 16 == 0 and perf_counter() - start > limit:
-                # Continue on the next reactor turns (evictionTimeProc).
-                self._start_timer()
-                return EVICT_RUNNING
+            batch = self.batch(to_free - freed)
+            done = len(batch)
+            got = 0
+            current, index = server.keyspace, server.cur_db
+            for i, (_, key, ks, meta) in enumerate(batch):
+                if not valid(key, ks, meta):
+                    continue
+                before = ks.used
+                if ks is current:
+                    delete(server, ks, key, index)
+                else:
+                    self.evict(ks, key)
+                freed += before - ks.used
+                got += 1
+                evicted += 1
+                if freed >= to_free:
+                    done = i + 1
+                    break
+                if not evicted & 15 and perf_counter() - start > limit:
+                    # Continue on the next reactor turns (evictionTimeProc).
+                    self._keep(batch, i + 1)
+                    self._start_timer()
+                    return EVICT_RUNNING
+            self._keep(batch, done)
+            if not got:
+                fruitless += 1
+                if not batch or fruitless >= 4:
+                    break
+        if freed < over:
+            return EVICT_FAIL
+        self.batched = evicted
         return EVICT_RUNNING if self.timer_running else EVICT_OK
+
+    def _keep(self, batch, used: int):
+        """The candidates a batch left become the pool (its best first)."""
+        if self.kind != "random":
+            self.pool = batch[used:used + POOL_SIZE]
 
     def _start_timer(self):
         if not self.timer_running:
@@ -410,95 +523,121 @@ class Evictor:
         (made the one in use meanwhile: the DEL is propagated under its
         SELECT, WATCH and events see its number)."""
         server = self.server
-        previous = index = server.cur_db
-        if ks is not server.keyspace:
-            index = next(i for i, db in server.dbs.items() if db is ks)
-            server.use_db(index)
+        if ks is server.keyspace:
+            self._delete(server, ks, key, server.cur_db)
+            return
+        previous = server.cur_db
+        index = next(i for i, db in server.dbs.items() if db is ks)
+        server.use_db(index)
         try:
-            dirty = ks.dirty
-            ks.delete(key)
-            ks.dirty = dirty      # not a write (Redis leaves dirty alone)
-            server.stats.evicted_keys += 1
-            server.write_path.deleted(key,
-                                      server.settings.lazyfree_lazy_eviction)
-            if server.watched_keys:
-                server.touch_watched([key])
-            if server.notify_flags:
-                notify(server, EVICTED, b"evicted", key, index)
+            self._delete(server, ks, key, index)
         finally:
-            if index != previous:
-                server.use_db(previous)
+            server.use_db(previous)
+
+    @staticmethod
+    def _delete(server, ks, key: bytes, index: int):
+        dirty = ks.dirty
+        ks.delete(key)
+        ks.dirty = dirty      # not a write (Redis leaves dirty alone)
+        server.stats.evicted_keys += 1
+        server.write_path.deleted(key, server.settings.lazyfree_lazy_eviction)
+        if server.watched_keys:
+            server.touch_watched([key])
+        if server.notify_flags:
+            notify(server, EVICTED, b"evicted", key, index)
 
     # -- victims -------------------------------------------------------------
-    def pick(self):
-        """(keyspace, key) of the next victim under the policy, or None."""
+    def batch(self, to_free: int) -> list:
+        """Candidates ``(score, key, keyspace, metadata)``, best victim
+        first, for about as many evictions as ``to_free`` bytes take (at
+        the average key size, at most BATCH_MAX).  Each is checked
+        (``_valid``) when its turn comes.
+
+        Redis evicts one key per round: maxmemory-samples keys sampled
+        into the pool of 16, the best goes.  A batch of n does the same
+        n rounds at once: n * maxmemory-samples keys sampled per database,
+        merged with the pool, the n best go first and the next 16 stay as
+        the pool.  n is 1 (Redis's round exactly) when one key makes room.
+        Under a random policy: n sampled keys, in turn."""
         volatile = self.volatile
         dbs = [ks for ks in keyspaces(self.server)
                if (ks.expires if volatile else ks.count)]
         if not dbs:
-            return None
+            return []
         now = self.server.keyspace.now
+        used = count = 0
         for ks in dbs:
             ks.now = now          # a database not in use has a stale clock
+            used += ks.used
+            count += ks.count
+        n = -(-to_free * count // used) if used > 0 else 1
+        n = 1 if n < 1 else BATCH_MAX if n > BATCH_MAX else n
         if self.kind == "random":
             ks = random.choice(dbs)
-            keys = sample_volatile(ks, 1) if volatile else sample_keys(ks, 1)
-            return (ks, keys[0]) if keys else None
-        samples = self.server.settings.maxmemory_samples
-        for attempt in range(4):
-            for ks in dbs:
-                self.populate(ks, samples, volatile)
-            pool = self.pool
-            budget = 2 * POOL_SIZE
-            while pool and budget:
-                budget -= 1
-                score, key, ks = pool.pop()
-                if key in (ks.expires if volatile else
-                           ks.slots[keyslot(key)]):
-                    # A candidate read since it was scored goes back with
-                    # its fresh score (Redis would evict it regardless).
-                    fresh = self.score(ks, key)
-                    if fresh < score and pool and fresh < pool[-1][0]:
-                        insort(pool, (fresh, key, ks), key=_score_key)
-                        continue
-                    return ks, key
-        return None
+            keys = sample_volatile(ks, n) if volatile else \
+                sample_many(ks, n)
+            return [(0, key, ks, None) for key in keys]
+        samples = n * self.server.settings.maxmemory_samples
+        for ks in dbs:
+            self.populate(ks, samples, volatile, n + POOL_SIZE)
+        batch = self.pool
+        self.pool = []
+        return batch
 
-    def score(self, ks, key: bytes):
-        """A candidate's score: the higher, the better a victim."""
-        kind = self.kind
-        if kind == "lru":
-            return ks.now - ks.access.get(key, ks.now)
-        if kind == "lfu":
-            return 255 - ks.lfu.decayed(ks.access.get(key))
-        return -ks.expires[key]
-
-    def populate(self, ks, samples: int, volatile: bool):
-        """evictionPoolPopulate: score the sampled keys into the pool."""
+    def populate(self, ks, samples: int, volatile: bool,
+                 keep: int = POOL_SIZE):
+        """evictionPoolPopulate: score ``samples`` sampled keys into the
+        pool, which keeps its ``keep`` best, best first."""
         keys = sample_volatile(ks, samples) if volatile else \
-            sample_keys(ks, samples)
-        kind = self.kind
+            sample_many(ks, samples)
         pool = self.pool
-        access = ks.access
+        pool += self._scored(ks, keys, keep)
+        pool.sort(key=_SCORE, reverse=True)
+        del pool[keep:]
+
+    def _scored(self, ks, keys, keep: int) -> list:
+        """The ``keep`` best of keys as (score, key, ks, metadata): the
+        higher the score, the better a victim.  LRU: minus the last access
+        time (the idle time, ranked the same at any instant); LFU: 255 -
+        the decayed counter; volatile-ttl: minus the deadline.  The
+        metadata (access time, packed LFU counter, deadline) tells later
+        whether the key was touched meanwhile."""
+        kind = self.kind
         if kind == "lru":
-            now = ks.now
-            scores = [(now - access.get(k, now), k) for k in keys]
-        elif kind == "lfu":
-            lfu = ks.lfu
-            scores = [(255 - lfu.decayed(access.get(k)), k) for k in keys]
-        else:    # volatile-ttl: the sooner the deadline, the better
-            expires = ks.expires
-            scores = [(-expires[k], k) for k in keys]
-        for score, key in scores:
-            if len(pool) >= POOL_SIZE and score <= pool[0][0]:
-                continue
-            insort(pool, (score, key, ks), key=_score_key)
-            if len(pool) > POOL_SIZE:
-                pool.pop(0)
+            # The access times in C (map), ranked in C; tuples only for
+            # the kept ones.  (A key without a time counts as just used.)
+            times = list(map(ks.access.get, keys, repeat(ks.now)))
+            if len(times) > keep:
+                best = sorted(range(len(times)), key=times.__getitem__)
+                return [(-times[i], keys[i], ks, times[i])
+                        for i in best[:keep]]
+            return [(-t, k, ks, t) for t, k in zip(times, keys)]
+        if kind == "lfu":
+            get, decayed = ks.access.get, ks.lfu.decayed
+            return [(255 - decayed(a := get(k)), k, ks, a)
+                    for k in keys]
+        get = ks.expires.get      # volatile-ttl: the soonest deadline first
+        return [(-(w := get(k)), k, ks, w) for k in keys]
+
+    def _valid(self, key: bytes, ks, meta) -> bool:
+        """A candidate still exists (under volatile-*, with its TTL) and
+        was not accessed since it was scored (a key read since is no
+        longer the best victim: Redis would evict it regardless)."""
+        kind = self.kind
+        if kind == "ttl":
+            return meta is not None and ks.expires.get(key) == meta
+        if kind != "random":
+            # Every live key has access metadata (keyspace.py), which
+            # goes with the key.
+            current = ks.access.get(key)
+            if current is not None:
+                return current == meta and (not self.volatile or
+                                            key in ks.expires)
+        return key in (ks.expires if self.volatile else
+                       ks.slots[keyslot(key)])
 
 
-def _score_key(entry):
-    return entry[0]
+_SCORE = itemgetter(0)
 
 
 # -- OBJECT IDLETIME / FREQ, RESTORE IDLETIME / FREQ ----------------------
