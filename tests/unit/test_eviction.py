@@ -129,20 +129,18 @@ class NoEvictionTests(EvictionTestCase):
         self.assertTrue(self.call("EXEC").startswith("EXECABORT"))
 
     def test_gate_follows_usage_and_config(self):
-        rows = self.server._all_rows
-        set_row = self.server.table.lookup([b"SET", b"k", b"v"])[0]
-        self.assertTrue(set_row.plain)          # empty: far below the limit
+        self.assertFalse(self.server.gated)     # empty: far below the limit
         self.fill(105)                          # past 90% of maxmemory
         self.assertTrue(self.server.evictor.gated)
-        self.assertFalse(any(row.plain for row in rows))
+        self.assertTrue(self.server.gated)      # the checked path for all
         self.call("FLUSHALL")
         self.server.cron()                      # the cron ungates
         self.assertFalse(self.server.evictor.gated)
-        self.assertTrue(set_row.plain)
+        self.assertFalse(self.server.gated)
         self.fill(300)
         self.call("CONFIG", "SET", "maxmemory", 0)
         self.assertFalse(self.server.evictor.active)
-        self.assertTrue(any(row.plain for row in self.server._all_rows))
+        self.assertFalse(self.server.gated)
         self.assertEqual(self.fill(300), b"OK")
 
 
@@ -412,15 +410,14 @@ class BatchTests(EvictionTestCase):
             self.assertLessEqual(self.ev.used(), BIG_LIMIT + SLACK)
 
     def test_fast_path_between_batches(self):
-        set_row = self.server.table.lookup([b"SET", b"k", b"v"])[0]
         self.fill(2100)
         self.assertGreaterEqual(self.ev.slack // (len(VALUE) + 64),
                                 eviction.UNGATE_AFTER)
         # Right after a batch: room for many writes, the fast path.
         self.call("SET", "probe", VALUE)
-        if not set_row.plain:       # this write crossed the limit again
+        if self.server.gated:       # this write crossed the limit again
             self.call("SET", "probe2", VALUE)
-        self.assertTrue(set_row.plain)
+        self.assertFalse(self.server.gated)
         self.assertFalse(self.ev.gated)
         # Writes until one crosses maxmemory: gated again, and the next
         # command evicts.
@@ -429,7 +426,7 @@ class BatchTests(EvictionTestCase):
             if self.ev.gated:
                 break
         self.assertTrue(self.ev.gated)
-        self.assertFalse(set_row.plain)
+        self.assertTrue(self.server.gated)
         self.assertGreater(self.ev.used(), BIG_LIMIT)
         evicted = self.server.stats.evicted_keys
         self.call("GET", "x:0000")
