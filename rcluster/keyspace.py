@@ -249,7 +249,8 @@ class Keyspace:
             self.on_limit()
 
     def delete(self, key: bytes) -> bool:
-        slot = keyslot(key)
+        # keyslot() inlined, as in set: DEL, evictions and expiries.
+        slot = keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383
         if self.before_write is not None:
             self.before_write(slot)
         table = self.slots[slot]
