@@ -7,7 +7,9 @@ them), wait until the cluster has converged (every node lists N nodes,
 none in handshake, cluster_state ok), let it settle, then measure the CPU
 time (user + system, from /proc/<pid>/stat) used by all the nodes over
 --seconds of idleness.  Prints total and per-node CPU as a percentage of
-one core, and the rcluster/redis-server per-node ratio.
+one core, the wake-ups per node per second (voluntary context switches:
+on a small VM each costs far more than the work it does), and the
+rcluster/redis-server per-node ratio.
 
 With --profile DIR, three rcluster nodes of each size run cProfile over
 the same window (the node's RCLUSTER_PROFILE hook: SIGUSR2 starts and
@@ -41,6 +43,16 @@ def cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])    # utime + stime
+
+
+def wakeups(pid: int) -> int:
+    """Voluntary context switches: how often the process slept and woke
+    (an idle node's CPU is mostly what each wake-up costs)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
 
 
 def converge(cluster: Cluster):
@@ -93,10 +105,12 @@ def measure(kind: str, size: int, seconds: float, profile_dir=None):
             for pid in profiled:
                 os.kill(pid, signal.SIGUSR2)        # start cProfile
         before = sum(cpu_ticks(p) for p in pids)
+        woke = sum(wakeups(p) for p in pids)
         start = time.monotonic()
         time.sleep(seconds)
         used = (sum(cpu_ticks(p) for p in pids) - before) / CLK_TCK
         elapsed = time.monotonic() - start
+        woke = (sum(wakeups(p) for p in pids) - woke) / elapsed / size
         if profiled:
             for pid in profiled:
                 os.kill(pid, signal.SIGUSR2)        # stop and dump
@@ -108,7 +122,7 @@ def measure(kind: str, size: int, seconds: float, profile_dir=None):
                   f"(idle {seconds:.0f} s, profiler overhead included):")
             print(summarize(paths), flush=True)
         total = 100.0 * used / elapsed
-        return total, total / size
+        return total, total / size, woke
     finally:
         os.environ.pop("RCLUSTER_PROFILE", None)
         cluster.stop()
@@ -130,11 +144,12 @@ def main():
     for size in args.sizes:
         for run in range(args.runs):
             for kind in args.kinds:
-                total, per_node = measure(kind, size, args.seconds,
-                                          args.profile if run == 0 else None)
+                total, per_node, woke = measure(
+                    kind, size, args.seconds,
+                    args.profile if run == 0 else None)
                 print(f"  {kind:12} N={size:<3} run {run + 1}: all nodes "
-                      f"{total:6.1f}% CPU, per node {per_node:5.2f}%",
-                      flush=True)
+                      f"{total:6.1f}% CPU, per node {per_node:5.2f}%, "
+                      f"{woke:5.1f} wake-ups/s per node", flush=True)
                 results.setdefault((kind, size), []).append(per_node)
     print(f"\nidle {args.seconds:.0f} s, cluster-node-timeout 2000 ms, "
           f"{args.runs} run(s); per-node CPU in % of one core (median)")

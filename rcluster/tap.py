@@ -12,7 +12,6 @@ import os
 import sys
 
 from twisted.application import service
-from twisted.internet.task import LoopingCall
 from twisted.logger import globalLogPublisher
 from twisted.python import usage
 
@@ -285,8 +284,9 @@ class CronService(service.Service):
         self.loop = None
 
     def _start(self):
-        self.loop = LoopingCall(self.tick)
-        self.loop.clock = self.clock
+        # Aligned with the node's other crons: one wake-up (timers.py).
+        from rcluster.timers import periodic
+        self.loop = periodic(self.tick, self.clock)
         self.loop.start(self.interval, now=False)
 
     def _config_changed(self, name, value):

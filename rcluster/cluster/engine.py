@@ -13,8 +13,8 @@ I/O side (bus.py, service.py) and the CLUSTER commands call.
   failover and replica-migration duties.
 - ``before_sleep()`` after each event (Redis's clusterBeforeSleep): acts on
   the state's ``todo`` bits - the election when a FAIL or a vote arrived,
-  cluster_state, nodes.conf (written and fsync'd before any reply goes
-  out: the caller runs it before returning).
+  cluster_state, nodes.conf (written, and fsync'd where Redis does,
+  before any reply goes out: the caller runs it before returning).
 - Operations of the CLUSTER commands whose effects belong to the cluster
   layer: SETSLOT (epoch bump and broadcast), ADDSLOTS/DELSLOTS, REPLICATE,
   FAILOVER.
@@ -36,7 +36,7 @@ from rcluster.cluster.receive import process_packet
 from rcluster.cluster.state import (TODO_HANDLE_FAILOVER,
                                     TODO_HANDLE_MANUALFAILOVER,
                                     TODO_NODE_FAILED, TODO_SAVE_CONFIG,
-                                    TODO_UPDATE_STATE)
+                                    TODO_SAVE_LAZY, TODO_UPDATE_STATE)
 from rcluster.logs import logger
 from rcluster.memory import free_links_over_limit
 
@@ -165,19 +165,24 @@ class ClusterEngine:
             state.update_state()
         if todo & TODO_SAVE_CONFIG:
             self.save_config_or_die()
+        elif todo & TODO_SAVE_LAZY:
+            # Written, not fsync'd: where Redis saves without FSYNC_CONFIG.
+            self.save_config_or_die(fsync=False)
 
-    def save_config(self):
-        """Write and fsync nodes.conf now; raises OSError on failure."""
+    def save_config(self, fsync=None):
+        """Write and fsync nodes.conf now (``fsync=False``: no fsync);
+        raises OSError on failure."""
         state = self.state
-        state.todo &= ~TODO_SAVE_CONFIG
+        state.todo &= ~(TODO_SAVE_CONFIG | TODO_SAVE_LAZY)
+        if fsync is None:
+            fsync = getattr(self, "_fsync", True)
         if self.config_file is not None:
-            self.config_file.save(nodesconf.render(state),
-                                  fsync=getattr(self, "_fsync", True))
+            self.config_file.save(nodesconf.render(state), fsync=fsync)
 
-    def save_config_or_die(self):
+    def save_config_or_die(self, fsync=None):
         """A node that can't persist its configuration must not go on."""
         try:
-            self.save_config()
+            self.save_config(fsync)
         except OSError as err:
             if self.fatal is None:
                 raise
@@ -262,6 +267,8 @@ class ClusterEngine:
             if link is None:
                 if not flags & NODE_NOADDR:
                     due = min(due, node.next_connect)
+                    if ping_sent == 0 and not flags & NODE_HANDSHAKE:
+                        due = min(due, node.pong_received + half + 1)
             elif ping_sent == 0:
                 due = min(due, node.pong_received + half + 1)
             else:
@@ -340,9 +347,18 @@ class ClusterEngine:
                     data_delay > timeout // 2:
                 state.free_link(link)
                 link = None
-            if link is not None and node.ping_sent == 0 and \
+            if node.ping_sent == 0 and \
                     now - node.pong_received > timeout // 2:
-                send_ping(state, link, m.PING)
+                if link is not None:
+                    send_ping(state, link, m.PING)
+                else:
+                    # Redis opens a link to such a node at every cron and
+                    # pings on it while it connects, so its ping is sent
+                    # (claimed) even if the connection then fails.  Ours
+                    # are throttled (reconnect_delay): without a link this
+                    # cron, claim the ping as Redis would have, or failure
+                    # detection would wait for the next attempt.
+                    node.ping_sent = now
                 continue
             # A master in a manual failover pings the replica continuously
             # (its offset travels in the header, flagged PAUSED).

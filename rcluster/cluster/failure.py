@@ -13,7 +13,7 @@ from __future__ import annotations
 from rcluster.cluster import messages as m
 from rcluster.cluster.messages import NODE_FAIL, NODE_PFAIL, FailBody, Message
 from rcluster.cluster.state import (FAIL_UNDO_TIME_MULT, TODO_NODE_FAILED,
-                                    TODO_SAVE_CONFIG, TODO_UPDATE_STATE)
+                                    TODO_SAVE_LAZY, TODO_UPDATE_STATE)
 from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
@@ -32,7 +32,7 @@ def mark_failing_if_needed(state, node):
     node.fail_time = state.now()
     # Even a replica broadcasts: the reports it counted came from masters.
     send_fail(state, node.name)
-    state.todo |= TODO_UPDATE_STATE | TODO_SAVE_CONFIG | TODO_NODE_FAILED
+    state.todo |= TODO_UPDATE_STATE | TODO_SAVE_LAZY | TODO_NODE_FAILED
 
 
 def clear_failure_if_needed(state, node):
@@ -42,13 +42,13 @@ def clear_failure_if_needed(state, node):
                  "again.", name=node.name,
                  what="replica" if node.is_replica else "master without slots")
         node.flags &= ~NODE_FAIL
-        state.todo |= TODO_UPDATE_STATE | TODO_SAVE_CONFIG
+        state.todo |= TODO_UPDATE_STATE | TODO_SAVE_LAZY
     if node.is_master and node.numslots > 0 and \
             state.now() - node.fail_time > state.node_timeout * FAIL_UNDO_TIME_MULT:
         log.info("Clear FAIL state for node {name}: is reachable again and "
                  "nobody is serving its slots after some time.", name=node.name)
         node.flags &= ~NODE_FAIL
-        state.todo |= TODO_UPDATE_STATE | TODO_SAVE_CONFIG
+        state.todo |= TODO_UPDATE_STATE | TODO_SAVE_LAZY
 
 
 def send_fail(state, name: str):

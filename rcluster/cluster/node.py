@@ -8,6 +8,7 @@ wire as they are.  Slots are a 2048-byte bitmap (bit ``j`` of byte
 from __future__ import annotations
 
 import re
+import struct
 
 from rcluster.cluster.messages import (
     NODE_FAIL, NODE_HANDSHAKE, NODE_MASTER, NODE_MIGRATE_TO, NODE_MYSELF,
@@ -115,6 +116,15 @@ class ClusterNode:
         self.numslots += 1
         return False
 
+    def set_slots(self, slots) -> None:
+        """set_slot for many slots, none of them set yet (state.add_slots):
+        one change of the derived views instead of one per slot."""
+        bits = self._slots
+        for slot in slots:
+            bits[slot >> 3] |= 1 << (slot & 7)
+        self.numslots += len(slots)
+        self._slots_changed()
+
     def clear_slot(self, slot: int) -> bool:
         """Clear the bit; returns whether it was set before."""
         byte, bit = slot >> 3, 1 << (slot & 7)
@@ -204,11 +214,22 @@ _BITS_OF = [tuple(bit for bit in range(8) if value & (1 << bit))
 def slot_list(bitmap) -> list:
     """Slot numbers set in a 2048-byte bitmap (bytes-like), ascending."""
     out = []
-    for byte_index, byte in enumerate(bitmap):
-        if byte:
-            base = byte_index << 3
-            out.extend(base + bit for bit in _BITS_OF[byte])
+    raw = bytes(bitmap)
+    bits_of = _BITS_OF
+    # Eight bytes at a time: a node's slots are a few runs, so most
+    # words are zero and skipped whole.
+    for word_index, word in enumerate(_WORDS.unpack(raw)):
+        if word:
+            start = word_index << 3
+            for byte_index in range(start, start + 8):
+                byte = raw[byte_index]
+                if byte:
+                    base = byte_index << 3
+                    out.extend([base + bit for bit in bits_of[byte]])
     return out
+
+
+_WORDS = struct.Struct("<256Q")
 
 
 # Each byte value as the 8 slot bits it holds, lowest slot first.

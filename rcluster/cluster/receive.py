@@ -21,8 +21,10 @@ from rcluster.cluster.messages import (NODE_FAIL, NODE_HANDSHAKE,
 from rcluster.cluster.node import valid_name
 from rcluster.cluster.slotconfig import (check_stale_claims,
                                          update_slots_config_with)
+# Saves Redis makes with FSYNC_CONFIG are TODO_SAVE_CONFIG (epochs, UPDATE);
+# the others, TODO_SAVE_LAZY (state.py).
 from rcluster.cluster.state import (TODO_NODE_FAILED, TODO_SAVE_CONFIG,
-                                    TODO_UPDATE_STATE)
+                                    TODO_SAVE_LAZY, TODO_UPDATE_STATE)
 from rcluster.logs import logger
 
 log = logger("rcluster.cluster")
@@ -108,13 +110,13 @@ def answer_ping(state, link, header, body, sender):
         if link.local_ip and link.local_ip != me.ip:
             me.ip = link.local_ip
             log.warn("IP address for this node updated to {ip}", ip=me.ip)
-            state.todo |= TODO_SAVE_CONFIG
+            state.todo |= TODO_SAVE_LAZY
     if sender is None and header.type == m.MEET:
         node = state.create_node(None, NODE_HANDSHAKE)
         node.ip = header.myip or link.peer_ip
         node.port, node.pport, node.cport = header.port, header.pport, header.cport
         state.add_node(node)
-        state.todo |= TODO_SAVE_CONFIG
+        state.todo |= TODO_SAVE_LAZY
         # As Redis does; only nodes we already know can be refreshed by
         # it, since new nodes are learned from known senders only.
         process_gossip_section(state, header, body, link)
@@ -152,7 +154,7 @@ def finish_handshake(state, link, header, sender) -> bool:
         log.info("Handshake: we already know node {name}, updating the "
                  "address if needed.", name=sender.name, redis_level="verbose")
         if update_address_if_needed(state, sender, link, header):
-            state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+            state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE
         state.del_node(node)
         return False
     name = header.sender.decode("latin-1")
@@ -160,7 +162,7 @@ def finish_handshake(state, link, header, sender) -> bool:
     log.debug("Handshake with node {name} completed.", name=name)
     node.flags &= ~NODE_HANDSHAKE
     node.flags |= header.flags & (NODE_MASTER | NODE_SLAVE)
-    state.todo |= TODO_SAVE_CONFIG
+    state.todo |= TODO_SAVE_LAZY
     return True
 
 
@@ -179,7 +181,7 @@ def process_ping(state, link, header, body, sender, now):
             node.flags |= NODE_NOADDR
             node.ip, node.port, node.pport, node.cport = "", 0, 0, 0
             state.free_link(link)
-            state.todo |= TODO_SAVE_CONFIG
+            state.todo |= TODO_SAVE_LAZY
             return
 
     if sender is not None:
@@ -188,7 +190,7 @@ def process_ping(state, link, header, body, sender, now):
             (header.flags & NODE_NOFAILOVER)
         if header.type == m.PING and not sender.in_handshake and \
                 update_address_if_needed(state, sender, link, header):
-            state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+            state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE
 
     if not link.inbound and header.type == m.PONG:
         node = link.node
@@ -197,7 +199,7 @@ def process_ping(state, link, header, body, sender, now):
         if node.timed_out:
             # A PFAIL goes away by itself; FAIL needs more care.
             node.flags &= ~NODE_PFAIL
-            state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+            state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE
         elif node.failed:
             clear_failure_if_needed(state, node)
 
@@ -253,13 +255,13 @@ def follow_role(state, sender, header):
         state.del_node_slots(sender)
         sender.flags = (sender.flags & ~(NODE_MASTER | NODE_MIGRATE_TO)) \
             | NODE_SLAVE
-        state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+        state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE
     if master is not None and sender.replicaof is not master:
         if sender.replicaof is not None:
             sender.replicaof.remove_replica(sender)
         master.add_replica(sender)
         sender.replicaof = master
-        state.todo |= TODO_SAVE_CONFIG
+        state.todo |= TODO_SAVE_LAZY
 
 
 def process_fail(state, header, body, sender, now):
@@ -274,7 +276,7 @@ def process_fail(state, header, body, sender, now):
                  sender=sender.name, name=name)
         failing.flags = (failing.flags & ~NODE_PFAIL) | NODE_FAIL
         failing.fail_time = now
-        state.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_NODE_FAILED
+        state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE | TODO_NODE_FAILED
 
 
 def process_update(state, body, sender):

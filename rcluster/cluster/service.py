@@ -17,7 +17,6 @@ import os
 import sys
 
 from twisted.application import service
-from twisted.internet.task import LoopingCall
 
 from rcluster.cluster import nodesconf
 from rcluster.cluster.bus import BusServerFactory, Connector, WriteBatcher
@@ -28,6 +27,7 @@ from rcluster.cluster.routing import Router
 from rcluster.cluster.state import PORT_INCR, ClusterState, Host, bus_port
 from rcluster.logs import logger
 from rcluster.replication.service import CONNECTED
+from rcluster.timers import periodic
 
 log = logger("rcluster.cluster")
 
@@ -159,8 +159,9 @@ class ClusterService(service.MultiService):
         server.router = Router(state, server)
         server.pubsub.on_publish = state.propagate_publish
         self._listen()
-        self._cron = LoopingCall(self._run_cron)
-        self._cron.clock = reactor
+        # On the wall-clock grid of the node's other crons: one wake-up
+        # for all of them (rcluster/timers.py).
+        self._cron = periodic(self._run_cron, reactor)
 
     def _load_config(self):
         state, config = self.state, self.config_file

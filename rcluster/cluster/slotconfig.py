@@ -38,11 +38,17 @@ def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):
     migrated_our_slots = 0
     dirty_slots = []
     table = state.slots
+    # Slots nobody owns are taken together (fast path: a joining node
+    # learns whole shards), the others one by one below.
+    free = [] if state.fast_paths else None
     # Only the claimed slots the sender doesn't hold can change owner.
     for slot in bitmap_slots(bitmap & ~held):
         owner = table[slot]
         # A slot being imported is only changed by hand (redis-cli).
         if slot in state.importing:
+            continue
+        if owner is None and free is not None:
+            free.append(slot)
             continue
         if state.is_slot_unclaimed(slot) or owner.config_epoch < sender_epoch:
             if owner is me and sender is not me and \
@@ -55,6 +61,11 @@ def update_slots_config_with(state, sender, sender_epoch: int, bitmap: int):
             state.add_slot(sender, slot)
             state.not_claimed.discard(slot)
             state.todo |= TODO_SAVE_ALL
+    if free:
+        state.add_slots(sender, free)
+        if not_claimed:
+            not_claimed.difference_update(free)
+        state.todo |= TODO_SAVE_ALL
     # Slots the sender stopped claiming stay bound to it (clients get a
     # few redirections rather than errors) but we won't vouch for them.
     stopped = sender.bitmap & ~bitmap

@@ -45,13 +45,19 @@ MAX_REJOIN_DELAY = 5000
 MIN_REJOIN_DELAY = 500
 WRITABLE_DELAY = 2000
 
-# before_sleep() work (Redis's CLUSTER_TODO_*).  Unlike Redis, every save
-# is fsync'd: the file is small and changes are rare.
+# before_sleep() work (Redis's CLUSTER_TODO_*).  TODO_SAVE_CONFIG writes
+# nodes.conf and fsyncs it: where Redis asks for SAVE_CONFIG|FSYNC_CONFIG
+# (epochs, slots, votes, our own role) and for CLUSTER commands.
+# TODO_SAVE_LAZY writes it without the fsync, where Redis saves without
+# FSYNC_CONFIG: handshakes, addresses, other nodes' roles and PFAIL/FAIL
+# flags (an fsync blocks the reactor for up to milliseconds on a busy disk,
+# and a failure makes such changes on every node at once).
 TODO_HANDLE_FAILOVER = 1 << 0
 TODO_UPDATE_STATE = 1 << 1
 TODO_SAVE_CONFIG = 1 << 2
 TODO_HANDLE_MANUALFAILOVER = 1 << 4
 TODO_NODE_FAILED = 1 << 5     # a node was flagged FAIL (failover.py)
+TODO_SAVE_LAZY = 1 << 6
 TODO_SAVE_ALL = TODO_SAVE_CONFIG | TODO_UPDATE_STATE
 
 
@@ -293,7 +299,9 @@ class ClusterState:
                 node.flags |= NODE_MIGRATE_TO
         node.flags = (node.flags & ~NODE_SLAVE) | NODE_MASTER
         node.replicaof = None
-        self.todo |= TODO_SAVE_CONFIG | TODO_UPDATE_STATE
+        # Another node's role: saved without fsync, as Redis does.
+        self.todo |= TODO_UPDATE_STATE | (
+            TODO_SAVE_CONFIG if node is self.myself else TODO_SAVE_LAZY)
 
     def set_master(self, master: ClusterNode):
         """Make myself a replica of ``master`` (Redis's clusterSetMaster)."""
@@ -341,6 +349,20 @@ class ClusterState:
         self.slots[slot] = node
         self.slots_assigned += 1
         return True
+
+    def add_slots(self, node: ClusterNode, slots) -> None:
+        """add_slot for many slots that nobody owns (the caller checked):
+        a joining node learns a whole shard's slots from one PONG."""
+        if not slots:
+            return
+        table = self.slots
+        first = node.numslots == 0
+        node.set_slots(slots)
+        for slot in slots:
+            table[slot] = node
+        self.slots_assigned += len(slots)
+        if first and self._masters_have_replicas():
+            node.flags |= NODE_MIGRATE_TO      # as add_slot's first slot
 
     def del_slot(self, slot: int) -> bool:
         node = self.slots[slot]

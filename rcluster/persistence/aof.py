@@ -860,11 +860,11 @@ class Aof:
         self._start_cron()
 
     def _start_cron(self):
-        from twisted.internet.task import LoopingCall
+        from rcluster.timers import periodic
         if self.loop is not None and self.loop.running:
             return
-        self.loop = LoopingCall(self.cron)
-        self.loop.clock = self.reactor
+        # Aligned with the node's other crons: one wake-up (timers.py).
+        self.loop = periodic(self.cron, self.reactor)
         self.loop.start(0.1, now=False)
 
     def _install_sink(self):

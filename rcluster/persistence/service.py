@@ -32,7 +32,6 @@ from time import perf_counter
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.task import LoopingCall
 
 from rcluster.logs import logger
 from rcluster.persistence.autosync import AutoSync
@@ -376,8 +375,9 @@ class PersistenceService(service.Service):
     # -- start and stop -----------------------------------------------------
     def startService(self):
         super().startService()
-        self.cron = LoopingCall(self.tick)
-        self.cron.clock = self.reactor
+        # Aligned with the node's other crons: one wake-up (timers.py).
+        from rcluster.timers import periodic
+        self.cron = periodic(self.tick, self.reactor)
         self.cron.start(1.0 / max(1, min(self.settings.hz, 500)), now=False)
         if self.settings.appendonly or os.path.exists(self.settings.dbfilename):
             # Clients connecting before the first slice already get

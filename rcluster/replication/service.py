@@ -25,7 +25,6 @@ import os
 
 from twisted.application import service
 from twisted.internet import protocol
-from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
@@ -310,8 +309,9 @@ class ReplicationService(service.Service):
     # -- service --------------------------------------------------------------
     def startService(self):
         super().startService()
-        self.cron = LoopingCall(self.tick)
-        self.cron.clock = self.reactor
+        # Aligned with the node's other crons: one wake-up (timers.py).
+        from rcluster.timers import periodic
+        self.cron = periodic(self.tick, self.reactor)
         self.cron.start(1.0, now=False)
         if self.settings.replicaof and not self.server.cluster_mode:
             host, _, port = self.settings.replicaof.partition(" ")

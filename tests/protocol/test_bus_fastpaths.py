@@ -11,6 +11,11 @@
   the full paths, for random sequences of gossip messages (hypothesis).
 - The cron's heap of deadlines acts in the same cron periods as the walk
   over every node.
+- Claimed slots nobody owns are taken in bulk with the slot-by-slot result.
+- Behaviour kept equal to Redis 7.0: a node whose reconnections are
+  throttled is still pinged (claimed) when its pong gets old, so PFAIL
+  comes when it would in Redis; nodes.conf is fsync'd where Redis fsyncs,
+  only written where Redis only writes.
 """
 from __future__ import annotations
 
@@ -367,6 +372,146 @@ class ReconnectThrottleTests(TestCase):
         link.attach(lambda data: None, lambda: None)
         engine.link_connected(link)
         self.assertEqual((node.reconnect_delay, node.next_connect), (0, 0))
+
+
+class BulkSlotClaimTests(TestCase):
+    """update_slots_config_with takes the claimed slots nobody owns in one
+    go (fast path: a joining node learns whole shards from one PONG); the
+    result is the slot-by-slot one."""
+
+    def outcome(self, fast):
+        from rcluster.cluster.slotconfig import update_slots_config_with
+        state = make_state(7000)
+        state.fast_paths = fast
+        me = state.myself
+        for slot in range(0, 10):
+            state.add_slot(me, slot)
+        me.config_epoch = 1
+        x = state.create_node(NAME_X, NODE_MASTER)
+        y = state.create_node(NAME_Y, NODE_MASTER)
+        r = state.create_node(NAME_Z, NODE_SLAVE)
+        for node in (x, y, r):
+            state.add_node(node)
+        r.replicaof = y
+        y.add_replica(r)
+        x.config_epoch, y.config_epoch = 5, 3
+        for slot in range(100, 200):
+            state.add_slot(y, slot)
+        state.not_claimed.update({120, 7000})
+        state.importing[60] = y
+        claim = m.slots_to_bitmap(list(range(50, 150)) + [5000, 5001])
+        update_slots_config_with(state, x, 5, claim)
+        owners = [n.name if n is not None else None for n in state.slots]
+        return (owners, x.numslots, x.bitmap, y.numslots, y.bitmap,
+                x.flags, sorted(state.not_claimed), state.slots_assigned,
+                state.todo)
+
+    def test_same_as_slot_by_slot(self):
+        fast, full = self.outcome(True), self.outcome(False)
+        self.assertEqual(fast, full)
+        owners = fast[0]
+        self.assertEqual(owners[50], NAME_X)        # was free
+        self.assertEqual(owners[60], None)          # importing: untouched
+        self.assertEqual(owners[120], NAME_X)       # older epoch: taken
+        self.assertEqual(owners[5001], NAME_X)
+        self.assertTrue(fast[5] & m.NODE_MIGRATE_TO)
+
+
+class ThrottledNodeStillPingedTests(TestCase):
+    """Redis opens a link to a disconnected node at every cron and pings
+    on it while it connects: once the last pong is older than half the
+    node timeout, the ping is claimed even if the connection fails.  Our
+    reconnections are throttled, so a cron without a link claims it too:
+    PFAIL comes when it would in Redis, not at the next attempt."""
+
+    def run_dead_node(self, fast_paths):
+        clock = [START]
+        state = make_state(7000, clock, cluster_node_timeout=2000)
+        state.fast_paths = fast_paths
+        engine = ClusterEngine(state)
+        failed = []
+
+        def connector(link):            # connecting... then refused
+            failed.append(link)
+        engine.connector = connector
+        node = state.create_node(NAME_X, NODE_MASTER)
+        node.ip, node.port, node.cport = "127.0.0.1", 7001, 17001
+        node.pong_received = node.data_received = START
+        state.add_node(node)
+        claimed = pfail = None
+        for _ in range(40):
+            clock[0] += 100
+            engine.cron()
+            while failed:
+                link = failed.pop()
+                if not link.closed:
+                    engine.link_lost(link)
+            if claimed is None and node.ping_sent:
+                claimed = clock[0]
+            if pfail is None and node.flags & NODE_PFAIL:
+                pfail = clock[0]
+        return claimed, pfail, node
+
+    def test_claimed_after_half_the_timeout(self):
+        for fast in (True, False):
+            claimed, pfail, node = self.run_dead_node(fast)
+            # Not while the pong is recent; at the first cron after half
+            # the node timeout, although reconnections are backing off.
+            self.assertEqual(claimed, START + 1100)
+            self.assertGreater(node.reconnect_delay, 100)
+            self.assertEqual(pfail, START + 3200)
+
+
+class LazySaveTests(TestCase):
+    """nodes.conf is fsync'd where Redis asks for FSYNC_CONFIG, and only
+    written where Redis saves without it (handshakes, other nodes' flags)."""
+
+    def engine(self):
+        state = make_state(7000)
+        saves = []
+
+        class Recorder:
+            def save(self, text, fsync=True):
+                saves.append(fsync)
+        return state, ClusterEngine(state, config_file=Recorder()), saves
+
+    def test_flags(self):
+        from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_SAVE_LAZY
+        state, engine, saves = self.engine()
+        state.todo |= TODO_SAVE_LAZY
+        engine.before_sleep()
+        state.todo |= TODO_SAVE_LAZY | TODO_SAVE_CONFIG
+        engine.before_sleep()
+        state.todo |= TODO_SAVE_CONFIG
+        engine.before_sleep()
+        engine.before_sleep()                   # nothing to do
+        self.assertEqual(saves, [False, True, True])
+        self.assertEqual(state.todo & (TODO_SAVE_CONFIG | TODO_SAVE_LAZY), 0)
+
+    def test_which_events_fsync(self):
+        from rcluster.cluster import receive
+        from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_SAVE_LAZY
+        state, engine, saves = self.engine()
+        node = state.create_node(NAME_X, NODE_MASTER)
+        state.add_node(node)
+        engine.before_sleep()
+        del saves[:]
+        header = Header(type=m.PING, sender=NAME_X.encode(), config_epoch=7,
+                        current_epoch=7)
+        # A newer config epoch of the sender: Redis fsyncs.
+        receive.follow_epochs(state, node, header, START)
+        self.assertTrue(state.todo & TODO_SAVE_CONFIG)
+        engine.before_sleep()
+        # A FAIL about another node: Redis doesn't.
+        other = state.create_node(NAME_Y, NODE_MASTER)
+        state.add_node(other)
+        receive.process_fail(state, header, m.FailBody(NAME_Y.encode()),
+                             node, START)
+        self.assertTrue(other.flags & NODE_FAIL)
+        self.assertEqual(state.todo & TODO_SAVE_CONFIG, 0)
+        self.assertTrue(state.todo & TODO_SAVE_LAZY)
+        engine.before_sleep()
+        self.assertEqual(saves, [True, False])
 
 
 class DirectWriteTests(TestCase):

@@ -1,0 +1,117 @@
+"""rcluster/timers.py: periodic jobs on one wall-clock grid (fake clock)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import TestCase
+
+from rcluster.timers import AlignedLoopingCall, anchor, periodic
+
+
+class AnchorTests(TestCase):
+    def test_grid_points(self):
+        self.assertEqual(anchor(0.0, 0.1), 0.0)
+        self.assertAlmostEqual(anchor(0.37, 0.1), 0.3)
+        self.assertEqual(anchor(12.5, 1.0), 12.0)
+        self.assertEqual(anchor(5.0, 0), 5.0)      # interval 0: unchanged
+
+
+class AlignedLoopingCallTests(TestCase):
+    def test_jobs_started_apart_share_their_instants(self):
+        clock = Clock()
+        fired = []
+        clock.advance(0.03)
+        fast = periodic(lambda: fired.append(("fast", clock.seconds())), clock)
+        fast.start(0.1, now=False)
+        clock.advance(0.04)
+        slow = periodic(lambda: fired.append(("slow", clock.seconds())), clock)
+        slow.start(1.0, now=False)
+        # The fast job is due on the grid (0.1, not 0.13), the slow one at
+        # 1.0, a point of the fast one's grid too.
+        self.assertAlmostEqual(fast.call.getTime(), 0.1)
+        self.assertAlmostEqual(slow.call.getTime(), 1.0)
+        clock.advance(0.93)          # to 1.0: both run in this one step
+        self.assertEqual(sorted(kind for kind, _ in fired), ["fast", "slow"])
+        self.assertAlmostEqual(fast.call.getTime(), 1.1)
+        self.assertAlmostEqual(slow.call.getTime(), 2.0)
+        fast.stop()
+        slow.stop()
+
+    def test_looping_call_rules_kept(self):
+        clock = Clock()
+        calls = []
+        job = periodic(lambda: calls.append(clock.seconds()), clock)
+        self.assertIsInstance(job, AlignedLoopingCall)
+        stopped = job.start(0.1, now=True)
+        self.assertEqual(len(calls), 1)            # now=True runs at once
+        self.assertTrue(job.running)
+        self.assertEqual(job.interval, 0.1)
+        clock.advance(0.35)                        # late: not repeated
+        self.assertEqual(len(calls), 2)
+        results = []
+        stopped.addCallback(results.append)
+        job.stop()
+        self.assertEqual(results, [job])
+        self.assertFalse(clock.getDelayedCalls())
+
+    def test_reset_realigns(self):
+        clock = Clock()
+        calls = []
+        job = periodic(lambda: calls.append(clock.seconds()), clock)
+        job.start(0.1, now=False)
+        clock.advance(0.05)
+        job.reset()
+        [call] = clock.getDelayedCalls()
+        self.assertAlmostEqual(call.getTime(), 0.1)
+        job.stop()
+
+    def test_an_error_stops_the_job_as_looping_call_does(self):
+        clock = Clock()
+
+        def boom():
+            raise RuntimeError("boom")
+        job = periodic(boom, clock)
+        failed = []
+        job.start(0.1, now=False).addErrback(failed.append)
+        clock.advance(0.1)
+        self.assertFalse(job.running)
+        self.assertEqual(len(failed), 1)
+        failed[0].trap(RuntimeError)
+
+
+class NodeCronsTests(TestCase):
+    """A cluster node's crons (server, cluster, persistence, AOF,
+    replication) all fall on one grid: one wake-up per 100 ms."""
+
+    def test_one_instant_for_every_cron(self):
+        from rcluster import tap
+        workdir = tempfile.mkdtemp()
+        cwd = os.getcwd()
+        self.addCleanup(os.chdir, cwd)
+        options = tap.Options()
+        options.parseOptions(["--bind", "127.0.0.1", "--port", "7000",
+                              "--dir", workdir, "--set", "save=",
+                              "--set", "appendonly=no"])
+        reactor = MemoryReactorClock()
+        reactor.advance(1234.567)
+        node = tap.NodeService(options.settings, reactor)
+        node.privilegedStartService()
+        node.startService()
+        self.addCleanup(node.stopService)
+        reactor.advance(0.5)
+        loops = [c for c in reactor.getDelayedCalls()
+                 if "LoopingCall" in repr(c)]
+        self.assertGreaterEqual(len(loops), 4)
+        names = " ".join(repr(c) for c in loops)
+        for name in ("Server.cron", "ClusterService._run_cron",
+                     "PersistenceService.tick", "ReplicationService.tick"):
+            self.assertIn(name, names)
+        # The 100 ms crons are due together; the 1 s one at a multiple.
+        tenth = {round(c.getTime(), 6) for c in loops
+                 if "ReplicationService" not in repr(c)}
+        self.assertEqual(len(tenth), 1)
+        [due] = tenth
+        self.assertAlmostEqual(due * 10, round(due * 10), places=5)
