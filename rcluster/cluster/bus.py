@@ -28,24 +28,39 @@ class WriteBatcher:
 
     ``Link.send`` calls ``BusProtocol.queue``: frames wait in the
     protocol's list until ``flush()``, which the bus runs after each event
-    it hands to the engine (data received, cron, connection made); frames
-    sent from anywhere else (a CLUSTER command, a PUBLISH) are written at
-    once.  A flush writes each
+    it hands to the engine (data received, cron, connection made).  Frames
+    sent from anywhere else (a CLUSTER command, a PUBLISH) go at the end
+    of the reactor turn, with ``reactor`` (else at once): after the
+    client's reply, as in Redis, which writes replies before its next
+    poll and bus messages when that poll finds the link writable.  So the
+    PONG a target broadcasts for SETSLOT NODE reaches the source after
+    redis-cli's own SETSLOT NODE to it, which then has nothing left to
+    change (and fsync).  A flush writes each
     link's frames as one buffer, straight to the socket when Twisted's own
     buffer is empty (no EPOLLOUT registration and extra reactor turn per
     message); whatever the kernel does not take goes through
     ``transport.write`` as usual, so ordering is kept."""
 
-    def __init__(self):
+    def __init__(self, reactor=None):
         self.dirty: list = []       # protocols with queued frames
         self.depth = 0              # inside an event the bus will flush
+        self.reactor = reactor
+        self.later = None           # the end-of-turn flush, when scheduled
 
     def queued(self, protocol):
         self.dirty.append(protocol)
         if self.depth == 0:
-            self.flush()            # not inside a bus event: write now
+            # Not inside a bus event: at the end of this turn.
+            if self.reactor is None:
+                self.flush()
+            elif self.later is None:
+                self.later = self.reactor.callLater(0, self.flush)
 
     def flush(self):
+        if self.later is not None:
+            if self.later.active():
+                self.later.cancel()
+            self.later = None
         dirty, self.dirty = self.dirty, []
         for protocol in dirty:
             protocol.flush()

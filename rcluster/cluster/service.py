@@ -152,7 +152,7 @@ class ClusterService(service.MultiService):
         self.engine = engine = ClusterEngine(state, None, self.config_file,
                                              _die)
         # Bus writes are batched per link per reactor turn (bus.py).
-        self.batcher = WriteBatcher()
+        self.batcher = WriteBatcher(reactor)
         engine.connector = Connector(engine, settings, reactor, self.batcher)
         server.cluster = state
         server.cluster_engine = engine

@@ -241,6 +241,9 @@ class PublishTests(BusTestCase):
     def test_our_publish_goes_on_the_bus(self):
         proto, transport, out_proto, out_transport = self.join_a()
         self.server.pubsub.publish(b"news", b"hello world")
+        # Sent from outside a bus event: at the end of the reactor turn.
+        self.assertEqual(out_transport.value(), b"")
+        self.reactor.advance(0)
         (msg,) = frames(out_transport)
         self.assertEqual((msg.header.type, msg.body.channel, msg.body.message),
                          (m.PUBLISH, b"news", b"hello world"))
