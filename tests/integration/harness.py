@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,18 +27,29 @@ def free_port(bus: bool = True) -> int:
 
     Picked below the kernel's ephemeral range (32768 and up on Linux), so
     outgoing connections - bus links between nodes - can't take a port
-    between the moment it is picked and the moment a node binds it."""
+    between the moment it is picked and the moment a node binds it; and
+    never twice in this process (nodes started in parallel threads would
+    otherwise share one, and the loser's readiness PING be answered by the
+    winner)."""
     for _ in range(500):
         port = random.randrange(15000, 22000)
         wanted = (port, port + 10000) if bus else (port,)
-        try:
-            for candidate in wanted:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
+        with _HANDED_LOCK:
+            if any(p in _HANDED for p in wanted):
+                continue
+            try:
+                for candidate in wanted:
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            _HANDED.update(wanted)
         return port
     raise RuntimeError("no free port pair found")
+
+
+_HANDED: set = set()        # ports free_port gave out (see there)
+_HANDED_LOCK = threading.Lock()
 
 
 def wait_for(predicate, timeout=20.0, what="condition"):
