@@ -18,6 +18,7 @@ from twisted.python import usage
 from rcluster import tls
 from rcluster.config import ConfigError, Settings
 from rcluster.logs import GATE, RedisLogObserver, logger
+from rcluster.timers import periodic
 
 
 class Options(usage.Options):
@@ -285,7 +286,6 @@ class CronService(service.Service):
 
     def _start(self):
         # Aligned with the node's other crons: one wake-up (timers.py).
-        from rcluster.timers import periodic
         self.loop = periodic(self.tick, self.clock)
         self.loop.start(self.interval, now=False)
 

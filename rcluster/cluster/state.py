@@ -335,20 +335,23 @@ class ClusterState:
         return [master] + list(master.replicas)
 
     # -- slots --------------------------------------------------------------
-    # add_slot and del_slot are the only writers of the slot table and of
-    # the nodes' slot bits, so a node's numslots is always its count of
+    # add_slot(s) and del_slot are the only writers of the slot table and
+    # of the nodes' slot bits, so a node's numslots is always its count of
     # slots in the table (CLUSTER INFO and update_state rely on it).
     def add_slot(self, node: ClusterNode, slot: int) -> bool:
         if self.slots[slot] is not None:
             return False
-        if not node.set_slot(slot) and node.numslots == 1 and \
-                self._masters_have_replicas():
-            # A master's first slot makes it a replica-migration target
-            # when the cluster has replicas at all (Redis issue #3043).
-            node.flags |= NODE_MIGRATE_TO
+        if not node.set_slot(slot) and node.numslots == 1:
+            self._first_slot(node)
         self.slots[slot] = node
         self.slots_assigned += 1
         return True
+
+    def _first_slot(self, node: ClusterNode):
+        """A master's first slot makes it a replica-migration target when
+        the cluster has replicas at all (Redis issue #3043)."""
+        if self._masters_have_replicas():
+            node.flags |= NODE_MIGRATE_TO
 
     def add_slots(self, node: ClusterNode, slots) -> None:
         """add_slot for many slots that nobody owns (the caller checked):
@@ -361,8 +364,8 @@ class ClusterState:
         for slot in slots:
             table[slot] = node
         self.slots_assigned += len(slots)
-        if first and self._masters_have_replicas():
-            node.flags |= NODE_MIGRATE_TO      # as add_slot's first slot
+        if first:
+            self._first_slot(node)
 
     def del_slot(self, slot: int) -> bool:
         node = self.slots[slot]

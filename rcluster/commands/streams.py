@@ -80,11 +80,6 @@ def _text(arg: bytes) -> str:
     return arg.decode("utf-8", "surrogateescape")
 
 
-def _settings(c):
-    s = c.server.settings
-    return s.stream_node_max_bytes, s.stream_node_max_entries
-
-
 def _obeys(c) -> bool:
     """Redis's mustObeyClient: the master's link (or the AOF loader)."""
     return getattr(c, "kind", "normal") in ("master", "aof")

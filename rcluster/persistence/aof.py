@@ -64,6 +64,7 @@ from rcluster.logs import logger
 from rcluster.persistence.autosync import AutoSync
 from rcluster.persistence.manifest import (BASE, AofInfo, Manifest,
                                            ManifestError)
+from rcluster.timers import periodic
 
 log = logger()
 
@@ -860,7 +861,6 @@ class Aof:
         self._start_cron()
 
     def _start_cron(self):
-        from rcluster.timers import periodic
         if self.loop is not None and self.loop.running:
             return
         # Aligned with the node's other crons: one wake-up (timers.py).

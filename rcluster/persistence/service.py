@@ -38,6 +38,7 @@ from rcluster.persistence.autosync import AutoSync
 from rcluster.persistence.snapshot import (BackgroundSave, Snapshot,
                                            snapshot_of)
 from rcluster.resp.codec import Error
+from rcluster.timers import periodic
 
 REDIS_VERSION = "7.0.15"
 MISCONF = Error(
@@ -376,7 +377,6 @@ class PersistenceService(service.Service):
     def startService(self):
         super().startService()
         # Aligned with the node's other crons: one wake-up (timers.py).
-        from rcluster.timers import periodic
         self.cron = periodic(self.tick, self.reactor)
         self.cron.start(1.0 / max(1, min(self.settings.hz, 500)), now=False)
         if self.settings.appendonly or os.path.exists(self.settings.dbfilename):

@@ -35,6 +35,7 @@ from rcluster.replication.master import (
     SEND_BULK, Master, disk_rdb_name)
 from rcluster.replication.replica import Handshake
 from rcluster.resp.codec import Error, RequestParser
+from rcluster.timers import periodic
 
 log = logger()
 
@@ -310,7 +311,6 @@ class ReplicationService(service.Service):
     def startService(self):
         super().startService()
         # Aligned with the node's other crons: one wake-up (timers.py).
-        from rcluster.timers import periodic
         self.cron = periodic(self.tick, self.reactor)
         self.cron.start(1.0, now=False)
         if self.settings.replicaof and not self.server.cluster_mode:
