@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from twisted.internet import tcp
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from rcluster.logs import logger
 from rcluster.memory import transport_pending
+from rcluster.resp.protocol import is_plain_tcp, write_through
 
 log = logger("rcluster.cluster")
 
@@ -35,11 +35,11 @@ class WriteBatcher:
     poll and bus messages when that poll finds the link writable.  So the
     PONG a target broadcasts for SETSLOT NODE reaches the source after
     redis-cli's own SETSLOT NODE to it, which then has nothing left to
-    change (and fsync).  A flush writes each
-    link's frames as one buffer, straight to the socket when Twisted's own
-    buffer is empty (no EPOLLOUT registration and extra reactor turn per
-    message); whatever the kernel does not take goes through
-    ``transport.write`` as usual, so ordering is kept."""
+    change (and fsync).  A flush writes each link's frames as one
+    buffer, through resp/protocol.py's write_through: straight to the
+    socket when Twisted's own buffer is empty (no EPOLLOUT registration
+    and extra reactor turn per message), else ``transport.write``, so
+    ordering is kept."""
 
     def __init__(self, reactor=None):
         self.dirty: list = []       # protocols with queued frames
@@ -76,18 +76,6 @@ class WriteBatcher:
         return False
 
 
-def _direct_writer(transport):
-    """``writeSomeData`` of a plain TCP transport, or None (TLS, or not a
-    Twisted socket transport: then everything goes through write()).  An
-    isinstance test, not attribute probing: a TLS wrapper (twisted's
-    BufferingTLSTransport) forwards unknown attributes to the socket
-    transport under it, whose writeSomeData would bypass the encryption."""
-    if type(transport) not in (tcp.Server, tcp.Client) or \
-            getattr(transport, "TLS", False):
-        return None
-    return transport.writeSomeData
-
-
 class BusProtocol(Protocol):
     """One bus connection, inbound or outbound."""
 
@@ -96,7 +84,7 @@ class BusProtocol(Protocol):
         self.link = link            # given for outbound, made for inbound
         self.batcher = batcher if batcher is not None else WriteBatcher()
         self.out: list = []         # frames queued this reactor turn
-        self._direct = None
+        self._write = None          # resp/protocol.py's write_through
 
     def connectionMade(self):
         transport = self.transport
@@ -111,12 +99,12 @@ class BusProtocol(Protocol):
             option = getattr(transport, name, None)  # TCP transports only
             if option is not None:
                 option(True)
-        self._direct = _direct_writer(transport)
+        self._write = write_through(transport)
         with self.batcher:
             self.link.attach(self.queue, self._close,
                              _host(transport.getHost()),
                              _host(transport.getPeer()))
-            if self._direct is not None:
+            if is_plain_tcp(transport):
                 # cluster-link-sendbuf-limit (rcluster/memory.py).
                 self.link.queued = partial(transport_pending, transport)
                 self.link.abort = transport.abortConnection
@@ -144,18 +132,7 @@ class BusProtocol(Protocol):
         transport = self.transport
         if transport is None or getattr(transport, "disconnected", False):
             return
-        direct = self._direct
-        if direct is not None and transport.connected and \
-                not transport.disconnecting and not transport.dataBuffer \
-                and not transport._tempDataBuffer:
-            sent = direct(data)
-            if isinstance(sent, int) and sent > 0:
-                if sent >= len(data):
-                    return
-                data = data[sent:]
-            # An error (an Exception) or a full socket: write() buffers
-            # the rest and Twisted reports any error as usual.
-        transport.write(data)
+        self._write(data)       # straight to the socket while it takes it
 
     def _close(self):
         """Link.close: what was queued still goes out first (as with

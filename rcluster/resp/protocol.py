@@ -91,6 +91,16 @@ def is_tls_over_tcp(transport) -> bool:
         isinstance(transport.transport, tcp.Connection)
 
 
+def is_plain_tcp(transport) -> bool:
+    """A Twisted TCP (or unix socket) transport whose socket we may write
+    to directly: not TLS.  An isinstance test, not attribute probing: a
+    TLS wrapper (twisted's BufferingTLSTransport) forwards unknown
+    attributes to the socket transport under it, whose socket would
+    bypass the encryption."""
+    return isinstance(transport, tcp.Connection) and \
+        not getattr(transport, "TLS", False)
+
+
 def write_through(transport, queued=None):
     """transport.write, sending at once when nothing is queued.
 
@@ -98,8 +108,9 @@ def write_through(transport, queued=None):
     epoll_ctl calls and a loop iteration per reply; a request/reply client
     (redis-benchmark -P 1) mostly finds the socket writable right away.
     Anything not sent goes through transport.write, which keeps order and
-    flow control.  TLS and in-memory transports are used as they are."""
-    if not isinstance(transport, tcp.Connection):
+    flow control.  TLS and in-memory transports are used as they are.
+    (The client connections' replies; the cluster bus's frames too.)"""
+    if not is_plain_tcp(transport):
         if queued is not None and is_tls_over_tcp(transport):
             def write_tls(data):
                 transport.write(data)
@@ -154,7 +165,7 @@ class RespProtocol(Protocol):
             format_address(transport.getHost(), unixsocket),
             write_through(transport, self._output_queued),
             transport.loseConnection)
-        if isinstance(transport, tcp.Connection):
+        if is_plain_tcp(transport):
             self.client.output_pending = partial(transport_pending, transport)
         elif is_tls_over_tcp(transport):
             self.client.output_pending = partial(tls_pending, transport)

@@ -515,14 +515,15 @@ class LazySaveTests(TestCase):
 
 
 class DirectWriteTests(TestCase):
-    """The bus writes straight to the socket only for a plain TCP
-    transport: never under TLS, whose wrapper forwards attributes (such
-    as writeSomeData) to the socket transport below the encryption."""
+    """The bus (and the client replies: resp/protocol.py's write_through)
+    writes straight to the socket only for a plain TCP transport: never
+    under TLS, whose wrapper forwards attributes (such as the socket) to
+    the socket transport below the encryption."""
 
     def test_only_plain_tcp(self):
         from twisted.internet import tcp
         from twisted.internet.testing import StringTransport
-        from rcluster.cluster.bus import _direct_writer
+        from rcluster.resp.protocol import is_plain_tcp
 
         class Forwarding:           # like twisted's BufferingTLSTransport
             def __init__(self, below):
@@ -532,9 +533,9 @@ class DirectWriteTests(TestCase):
                 return getattr(self._below, name)
 
         plain = tcp.Server.__new__(tcp.Server)
-        self.assertIsNotNone(_direct_writer(plain))
-        self.assertIsNone(_direct_writer(Forwarding(plain)))
-        self.assertIsNone(_direct_writer(StringTransport()))
+        self.assertTrue(is_plain_tcp(plain))
+        self.assertFalse(is_plain_tcp(Forwarding(plain)))
+        self.assertFalse(is_plain_tcp(StringTransport()))
         tls = tcp.Client.__new__(tcp.Client)
         tls.TLS = True
-        self.assertIsNone(_direct_writer(tls))
+        self.assertFalse(is_plain_tcp(tls))
