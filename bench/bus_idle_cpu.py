@@ -5,7 +5,8 @@ For N local masters of each kind (cluster-node-timeout 2000, slots split
 evenly, distinct config epochs, as bench/cluster_convergence.py builds
 them), wait until the cluster has converged (every node lists N nodes,
 none in handshake, cluster_state ok), let it settle, then measure the CPU
-time (user + system, from /proc/<pid>/stat) used by all the nodes over
+time (user + system, from /proc/<pid>/stat; the share in the kernel is
+shown) used by all the nodes over
 --seconds of idleness.  Prints total and per-node CPU as a percentage of
 one core, the wake-ups per node per second (voluntary context switches:
 on a small VM each costs far more than the work it does), and the
@@ -39,10 +40,16 @@ SETTLE = 3.0    # seconds after convergence before measuring
 PROFILED = 3    # nodes profiled with --profile
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> tuple:
+    """(user, system) CPU ticks of a process."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])    # utime + stime
+    return int(fields[11]), int(fields[12])     # utime, stime
+
+
+def cpu_split(pids) -> tuple:
+    ticks = [cpu_ticks(p) for p in pids]
+    return sum(t[0] for t in ticks), sum(t[1] for t in ticks)
 
 
 def wakeups(pid: int) -> int:
@@ -104,11 +111,13 @@ def measure(kind: str, size: int, seconds: float, profile_dir=None):
             profiled = pids[:PROFILED]
             for pid in profiled:
                 os.kill(pid, signal.SIGUSR2)        # start cProfile
-        before = sum(cpu_ticks(p) for p in pids)
+        user0, sys0 = cpu_split(pids)
         woke = sum(wakeups(p) for p in pids)
         start = time.monotonic()
         time.sleep(seconds)
-        used = (sum(cpu_ticks(p) for p in pids) - before) / CLK_TCK
+        user1, sys1 = cpu_split(pids)
+        user, system = (user1 - user0) / CLK_TCK, (sys1 - sys0) / CLK_TCK
+        used = user + system
         elapsed = time.monotonic() - start
         woke = (sum(wakeups(p) for p in pids) - woke) / elapsed / size
         if profiled:
@@ -122,7 +131,7 @@ def measure(kind: str, size: int, seconds: float, profile_dir=None):
                   f"(idle {seconds:.0f} s, profiler overhead included):")
             print(summarize(paths), flush=True)
         total = 100.0 * used / elapsed
-        return total, total / size, woke
+        return total, total / size, woke, 100.0 * system / max(used, 1e-9)
     finally:
         os.environ.pop("RCLUSTER_PROFILE", None)
         cluster.stop()
@@ -144,12 +153,13 @@ def main():
     for size in args.sizes:
         for run in range(args.runs):
             for kind in args.kinds:
-                total, per_node, woke = measure(
+                total, per_node, woke, kernel = measure(
                     kind, size, args.seconds,
                     args.profile if run == 0 else None)
                 print(f"  {kind:12} N={size:<3} run {run + 1}: all nodes "
                       f"{total:6.1f}% CPU, per node {per_node:5.2f}%, "
-                      f"{woke:5.1f} wake-ups/s per node", flush=True)
+                      f"{woke:5.1f} wake-ups/s per node, {kernel:3.0f}% of "
+                      f"it in the kernel", flush=True)
                 results.setdefault((kind, size), []).append(per_node)
     print(f"\nidle {args.seconds:.0f} s, cluster-node-timeout 2000 ms, "
           f"{args.runs} run(s); per-node CPU in % of one core (median)")

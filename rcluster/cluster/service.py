@@ -225,14 +225,17 @@ class ClusterService(service.MultiService):
 def _install_profile_toggle(path: str):
     """Profiling only (bench/bus_idle_cpu.py --profile): with the
     RCLUSTER_PROFILE environment variable set, SIGUSR2 starts cProfile and
-    a second SIGUSR2 stops it and writes the stats to that path."""
+    a second SIGUSR2 stops it and writes the stats to that path.  It
+    times CPU (user + system), not wall time: on a loaded machine a send
+    that wakes a peer would otherwise be charged for the peer's turn."""
     import cProfile
     import signal
+    import time
     box = []
 
     def toggle(signum, frame):
         if not box:
-            box.append(cProfile.Profile())
+            box.append(cProfile.Profile(time.process_time))
             box[0].enable()
         else:
             profile = box.pop()
