@@ -51,6 +51,7 @@ CACHE_TTL = 10            # MIGRATE_SOCKET_CACHE_TTL, seconds
 CHUNK_ELEMENTS = 1024     # elements per slice of a big collection
 SLICE_BYTES = 64 * 1024   # bytes written per reactor turn
 NOKEY = Status("NOKEY")
+WHOLE = "whole"           # _plan: a key sent whole, in one RESTORE
 CONNECT_ERROR = Error("IOERR error or timeout connecting to the client")
 
 
@@ -374,8 +375,9 @@ class MigrateJob:
     def _plan(self):
         """Yield (argv or None, tag, barrier, closes): a command (an argv,
         or bytes already in RESP) and what it is for (a key, "auth",
-        "select"), whether its reply is awaited before going on, whether
-        the key's commands are all sent."""
+        "select"), whether its reply is awaited before going on (or WHOLE:
+        the key's one command, whose one reply settles it), whether the
+        key's commands are all sent."""
         server = self.server
         ks = server.dbs[self.source_db]
         restore = b"RESTORE-ASKING" if server.cluster_mode else b"RESTORE"
@@ -418,7 +420,7 @@ class MigrateJob:
                 ttl = b"%d" % ttl
                 yield head + b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (
                     len(key), key, len(ttl), ttl, len(payload), payload,
-                    tail), key, False, True      # all of key is sent
+                    tail), key, WHOLE, True      # all of key, one reply
                 continue
             try:
                 first, rest = key_commands(key, value, ttl, replace, restore,
@@ -449,6 +451,8 @@ class MigrateJob:
         self.plan = self._plan()
         self.writing_done = False
         self.waiting_barrier = False
+        self.whole_tags: deque = deque()    # keys sent WHOLE, in order
+        self.whole_reply = self._whole_callback()
         self._arm_timer()
         self._write_more()
 
@@ -461,7 +465,19 @@ class MigrateJob:
         chunks, callbacks = [], []
         size = 0
         pending = self.key_pending
+        whole, whole_tags = self.whole_reply, self.whole_tags
+        n_whole = 0
         for argv, tag, barrier, closes in self.plan:
+            if barrier is WHOLE:
+                # The common case, kept lean: one RESTORE, one reply.
+                callbacks.append(whole)
+                whole_tags.append(tag)
+                chunks.append(argv)
+                n_whole += 1
+                size += len(argv)
+                if size >= SLICE_BYTES:
+                    break
+                continue
             if argv is not None:
                 callbacks.append(self._callback(tag))
                 if argv.__class__ is not bytes:
@@ -485,6 +501,7 @@ class MigrateJob:
                 break
         else:
             self.writing_done = True
+        self.expected += n_whole
         if chunks:
             self.bytes_sent += size
             proto.send_encoded(b"".join(chunks), callbacks)
@@ -499,6 +516,33 @@ class MigrateJob:
         def on_reply(reply):
             if attempt == self.attempt:
                 self._on_reply(tag, reply)
+        return on_reply
+
+    def _whole_callback(self):
+        """The one reply callback of this attempt's WHOLE keys: what
+        _on_reply does for them, without its per-key bookkeeping (their
+        replies come in the order whole_tags holds them)."""
+        attempt = self.attempt
+        tags = self.whole_tags
+        seconds = self.server.clock.seconds
+
+        def on_reply(reply):
+            if attempt != self.attempt or self.done:
+                return
+            if reply.__class__ is LinkLost:
+                self._socket_error(timeout=False)
+                return
+            tag = tags.popleft()
+            self.replied += 1
+            self.expected -= 1
+            self.last_io = seconds()       # the armed timer reads it
+            if reply.__class__ is hiredis.ReplyError:
+                if self.error is None:
+                    self.error = str(reply)
+            elif not self.prefix_failed:
+                self.acked.append(tag)
+            if self.expected == 0:
+                self._after_last_reply()
         return on_reply
 
     # -- replies -----------------------------------------------------------
@@ -545,7 +589,12 @@ class MigrateJob:
                 # An AUTH or SELECT error fails every key, as Redis reads it.
                 self.prefix_failed = True
                 self.link.last_dbid = -1
-        if self.waiting_barrier and self.expected == 0:
+        if self.expected == 0:
+            self._after_last_reply()
+
+    def _after_last_reply(self):
+        """Every reply so far is in: go past a barrier, or end."""
+        if self.waiting_barrier:
             self.waiting_barrier = False
             if self.error is not None and not self.replace:
                 # The first slice was refused (BUSYKEY...): stop here.
@@ -554,7 +603,7 @@ class MigrateJob:
             else:
                 self._write_more()
                 return
-        if self.writing_done and self.expected == 0:
+        if self.writing_done:
             self._replies_done()
 
     def _socket_error(self, timeout):

@@ -531,11 +531,18 @@ def value_type_name(value) -> str:
 # -- DUMP / RESTORE -----------------------------------------------------------
 
 _VERSION_LE = RDB_VERSION.to_bytes(2, "little")
+_STRING_TYPE = bytes((TYPE_STRING,))
 
 
 def dump_payload(value, settings=None) -> bytes:
-    rdb_type, body = encode_value(value, Encoder(settings))
-    data = bytes((rdb_type,)) + body + _VERSION_LE
+    if value.__class__ is bytes:
+        # The common case (every key of a MIGRATE of strings), without
+        # building an Encoder.
+        compress = settings is None or bool(settings.rdbcompression)
+        data = _STRING_TYPE + encode_string(value, compress) + _VERSION_LE
+    else:
+        rdb_type, body = encode_value(value, Encoder(settings))
+        data = bytes((rdb_type,)) + body + _VERSION_LE
     return data + crc64(data).to_bytes(8, "little")
 
 
@@ -550,6 +557,11 @@ def load_payload(payload: bytes, settings=None):
         raise RdbError(BAD_PAYLOAD)
     if crc64(payload[:n - 8]) != int.from_bytes(payload[n - 8:], "little"):
         raise RdbError(BAD_PAYLOAD)
+    if payload[0] == TYPE_STRING and payload[1] < 64 and \
+            payload[1] == n - 12:
+        # A verbatim string of under 64 bytes (its length in 6 bits, so
+        # equal to what the payload holds): nothing to decode.
+        return payload[2:n - 10]
     cur = Cursor(payload, n - 10)
     try:
         rdb_type = cur.byte()

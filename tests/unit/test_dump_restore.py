@@ -44,6 +44,20 @@ class DumpRestoreTests(ServerTestCase):
         self.assertEqual(self.dump("s"),
                          bytes.fromhex("000568656c6c6f0a006372df766534200a"))
 
+    def test_string_payloads_of_every_short_length(self):
+        # Verbatim, integer-encoded and LZF strings around the 64-byte
+        # fast path of load_payload (an LZF payload of 207 bytes has 0xC3
+        # = 195 where a short string keeps its length).
+        values = [b"x" * n for n in range(300)] + \
+            [bytes(range(n)) for n in range(256)] + \
+            [b"%d" % n for n in (0, -1, 127, 128, -32768, 2**31 - 1, 2**40)]
+        values += [(b"ab" * 150 + bytes(range(n)))[:n + 100]
+                   for n in range(60, 200)]
+        for value in values:
+            payload = rdb.dump_payload(value)
+            self.assertEqual(rdb.load_payload(payload), value)
+            self.assertEqual(payload, rdb.dump_payload(bytearray(value)))
+
     def test_busykey_and_replace(self):
         self.call("SET", "a", "1")
         self.call("SET", "b", "2")
