@@ -121,6 +121,8 @@ def _tls_everywhere(settings):
 def makeService(options) -> service.IService:
     from twisted.internet import reactor
 
+    from rcluster import fastpoll
+    fastpoll.install(reactor)
     try:
         node = NodeService(options.settings, reactor)
     except ConfigError as err:
