@@ -800,18 +800,10 @@ class Migrations:
                 job.dirty.add(key)
 
     def _export_written(self, keys):
-        active = [job for job in self.exports if job.active]
-        if not active:
-            return
+        """A flush ends a move (its ops go by the write path's sink)."""
         if keys is None:
-            for job in active:
+            for job in [job for job in self.exports if job.active]:
                 job._fail("the keyspace was flushed during the move")
-            return
-        for key in keys:
-            slot = keyslot(key)
-            for job in active:
-                if slot in job.slot_set:
-                    job.written(key)
 
     # -- atomic slot moves ----------------------------------------------------
     def export(self, slots, node) -> SlotExport:
@@ -958,21 +950,24 @@ def migrations_of(server) -> Migrations:
 #
 # The target stages keys in its own keyspace without serving them: it
 # doesn't own the slots, so clients are redirected to the source as
-# before.  The source sends every key of the slots (a slot's key names
-# are listed when its turn comes; big values in slices), and a key written
-# after it was sent - or created in a slot already listed - is sent again
-# (RESTORE REPLACE, or DEL when gone): the write path's key listener is
-# the stream.  When the target has caught up, writes to those slots only
-# wait (the router parks them), the last changed keys go, FINISH; then the
-# source records the new owner, the parked clients get MOVED, and the
-# source deletes the keys in slices.  No ASK and no TRYAGAIN at any time.
+# before.  The source streams a point-in-time snapshot of the slots
+# (persistence/snapshot.py's fork-less Snapshot, with LOAD records for
+# entries: _LoadWriter; a big value in slices), then the writes made to
+# those slots since that instant, as the write path recorded them (its
+# sink: the deterministic form replicas get), each as SYNCSLOTS RUN; the
+# target runs them as a replica runs its master's stream (keys expire
+# only when the source says so).  When the target has caught up, writes
+# to those slots only wait (the router parks them), the last ops go,
+# FINISH; then the source records the new owner, the parked clients get
+# MOVED, and the source deletes the keys in slices.  No ASK and no
+# TRYAGAIN at any time.
 
 SYNC_WINDOW = 2000           # commands in flight to the target, at most
 SYNC_BYTES = 8 << 20         # bytes in flight to the target, at most
 PAUSE_LIMIT = 5.0            # seconds writes may wait at the cut-over
 CATCH_UP = 64                # changed keys left before pausing writes
 DELETE_SLICE = 1000          # keys the source deletes per reactor turn
-LOAD_KEYS = 256              # small keys per SYNCSLOTS LOAD
+LOAD_KEYS = 256              # keys per snapshot step (at least a slot)
 
 # A SYNCSLOTS LOAD record: its kind, the key's length, the value's
 # length, the ttl (ms to live, 0 none), then the key and the value: a DUMP
@@ -1021,11 +1016,47 @@ def unpack_load(blob) -> list:
     return out
 
 
-class _Records(list):
-    """The records of one SYNCSLOTS LOAD being filled."""
-
-
 _SLICED = (dict, set, ZSet, deque)    # big ones go in slices
+SLOTS = 16384
+
+
+class _LoadWriter:
+    """What a SlotExport's Snapshot serializes with, in place of the RDB
+    writer: a key is a SYNCSLOTS LOAD record (a string as it is, anything
+    else as a DUMP payload; its TTL as ms to live), or, for a collection
+    of more than CHUNK_ELEMENTS elements, its commands (key_commands,
+    built now from the snapshot's value) put aside to go in slices."""
+
+    def __init__(self, export, db):
+        self.export = export
+        self.db = db
+        self.settings = export.server.settings
+
+    def header(self, aux=()):
+        return b""
+
+    def function(self, code):
+        return b""
+
+    def select_db(self, db, keys, expires):
+        return b""
+
+    def footer(self):
+        return b""
+
+    def entry(self, key, value, expiry) -> bytes:
+        ttl = 0
+        if expiry is not None:
+            ttl = max(expiry - self.export.server.now_ms(), 1)
+        cls = value.__class__
+        if cls is bytes or cls is bytearray:
+            return pack_load(key, ttl, value, LOAD_STRING)
+        if isinstance(value, _SLICED) and len(value) > CHUNK_ELEMENTS:
+            first, rest = key_commands(key, value, ttl, True, b"RESTORE",
+                                       self.settings)
+            self.export.big.append((self.db, first, rest))
+            return b""
+        return pack_load(key, ttl, dump_payload(value, self.settings))
 
 
 def format_ranges(slots) -> str:
@@ -1057,16 +1088,18 @@ class SlotExport:
         self.created = self.server.clock.seconds()
         self.updated = self.created
         self.proto = None
-        self.todo_slots = deque(self.slots)
-        self.unsent: deque = deque()      # listed, not yet sent (order)
-        self.unsent_set: set = set()
-        self.listed: set = set()          # slots whose keys were listed
-        self.dirty: dict = {}             # key -> None (ordered set)
+        # The snapshot: one Snapshot per database holding keys of the
+        # slots (cluster-databases), streamed in turn; what they serialize
+        # waits in ``loads`` (db, LOAD records) and ``big`` (db, key's
+        # commands: a value sent in slices), the ops since in ``ops``.
+        self.snapshots: deque = deque()
+        self.loads: deque = deque()
+        self.big: deque = deque()
+        self.ops: deque = deque()         # (db, argv) since the instant
         self.outstanding = 0
         self.outstanding_bytes = 0
         self.keys_sent = 0
-        # Keys of every database (cluster-databases); an item of
-        # unsent/dirty is the key (db 0) or a (db, key) pair.
+        self.ops_sent = 0
         self.keys_total = self._count_in(self.slots)
         self.ranges_text = format_ranges(self.slots).encode()
         self.bytes_sent = 0
@@ -1092,11 +1125,13 @@ class SlotExport:
         return total
 
     def keys_left(self) -> int:
+        """Keys of the snapshot not serialized yet, plus the writes made
+        since that are still to go."""
         if self.state in ("success",):
             return 0
-        left = len(self.unsent) + len(self.dirty)
-        left += self._count_in(self.todo_slots)
-        return left
+        left = sum(snap.keys_total - snap.keys_saved
+                   for _, snap in self.snapshots)
+        return left + len(self.big) + len(self.ops)
 
     def describe(self):
         from rcluster.resp.codec import Map
@@ -1150,7 +1185,53 @@ class SlotExport:
             begin += [b"%d" % s, b"%d" % s]
         cmds.append(begin)
         self._send(cmds)
+        self._take_snapshot()
         self._pump()
+
+    def _take_snapshot(self):
+        """The instant: every database's keys of the slots as they are
+        now, and from now on the writes to those slots."""
+        from rcluster.persistence.snapshot import Snapshot
+        marks = bytearray(b"\x01" * SLOTS)
+        for slot in self.slots:
+            marks[slot] = 0
+        for db, ks in self.server.dbs.items():
+            total = sum([len(ks.slots[s]) for s in self.slots])
+            if not total:
+                continue
+            snap = Snapshot(ks, _LoadWriter(self, db),
+                            lambda data, db=db: self.loads.append((db, data)))
+            snap.visited[:] = marks         # only our slots
+            snap.start()
+            snap.keys_total = total
+            self.snapshots.append((db, snap))
+        self.server.write_path.add_sink(self._sink)
+
+    def _sink(self, db, ops):
+        """The write path's ops: those of our slots go after the snapshot
+        (a keyless one - MULTI, EXEC, FUNCTION LOAD... - is no data of
+        ours; SWAPDB would be, and ends the move)."""
+        table = self.server.table
+        mine = self.slot_set
+        for argv in ops:
+            cmd, _ = table.lookup(argv)
+            if cmd is None:
+                continue
+            keys = cmd.keys(argv)
+            if keys:
+                if keyslot(keys[0]) in mine:
+                    self.ops.append((db, argv))
+            elif cmd.name == "swapdb":
+                self._fail("SWAPDB during the move")
+                return
+        if self.ops and self.proto is not None and not self.finishing:
+            self._schedule()
+
+    def _stop_recording(self):
+        for _, snap in self.snapshots:
+            snap.abort()
+        self.snapshots.clear()
+        self.server.write_path.remove_sink(self._sink)
 
     def closed(self):
         """Link.closed(): the target connection went away."""
@@ -1192,160 +1273,92 @@ class SlotExport:
         return self.outstanding >= SYNC_WINDOW or \
             self.outstanding_bytes >= SYNC_BYTES
 
-    def _key_cmds(self, key):
-        """The commands for one key, as ("small", record) - batched by
-        the caller into SYNCSLOTS LOAD - or ("cmd", argv): a
-        big value is RESTORE of a first slice, then appends.  A key of
-        another database goes between SELECTs.  The keyspace is read at
-        once (never across a yield: the current db is the server's)."""
-        db = 0
-        if key.__class__ is tuple:
-            db, key = key
-        server = self.server
-        previous = server.cur_db
+    def _big_cmds(self, db, first, rest):
+        """A big value's commands, a slice at a time (another database's
+        between SELECTs)."""
         if db:
-            server.use_db(db)
-        try:
-            ks = server.keyspace
-            value = ks.lookup(key)
-            first = rest = None
-            if value is not None:
-                ttl = 0
-                when = ks.expire_time(key)
-                if when is not None:
-                    ttl = max(when - server.now_ms(), 1)
-                first, rest = key_commands(key, value, ttl, True,
-                                           b"RESTORE", server.settings)
-        finally:
-            if db:
-                server.use_db(previous)
+            yield [b"SELECT", b"%d" % db]
+        yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
+        for argv in rest or ():
+            yield [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
         if db:
-            yield "cmd", [b"SELECT", b"%d" % db]
-        if first is None:
-            yield "small", pack_gone(key)
-        elif rest is None:
-            yield "small", pack_load(key, int(first[2]), first[3])
-        else:
-            yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *first]
-            for argv in rest:
-                yield "cmd", [b"CLUSTER", b"SYNCSLOTS", b"RUN", *argv]
-        if db:
-            yield "cmd", [b"SELECT", b"0"]
+            yield [b"SELECT", b"0"]
 
-    def _record(self, key):
-        """The LOAD record of a key of database 0 - the common case, made
-        here without _key_cmds' generator - or None for a big value
-        (_key_cmds sends it in slices)."""
-        server = self.server
-        ks = server.keyspace
-        value = ks.lookup(key)
-        if value is None:
-            return pack_gone(key)
-        cls = value.__class__
-        if cls is not bytes and cls is not bytearray and \
-                isinstance(value, _SLICED) and len(value) > CHUNK_ELEMENTS:
-            return None
-        ttl = 0
-        when = ks.expires.get(key) if ks.expires else None
-        if when is not None:
-            ttl = max(when - server.now_ms(), 1)
-        if cls is bytes or cls is bytearray:
-            return pack_load(key, ttl, value, LOAD_STRING)
-        return pack_load(key, ttl, dump_payload(value, server.settings))
+    @staticmethod
+    def _in_db(db, cmd) -> list:
+        if not db:
+            return [cmd]
+        return [[b"SELECT", b"%d" % db], cmd, [b"SELECT", b"0"]]
+
+    @property
+    def snapshot_sent(self) -> bool:
+        return not (self.snapshots or self.loads or self.big or
+                    self.current is not None)
 
     def _pump(self):
-        """Send what the window allows: listed keys, then changed keys;
-        at the end, pause and cut over."""
+        """Send what the window allows: the snapshot (what it serialized,
+        then another step of it), then the writes made since; at the
+        end, pause and cut over."""
         self.pumping = False
         if not self.active or self.proto is None or self.finishing:
             return
         batch, size = [], 0
-        load = None                       # the SYNCSLOTS LOAD being filled
         while size < SLICE_BYTES and not self._window_full():
-            if self.current is None:
-                key = self._next_key()
-                if key is None:
-                    break
+            if self.current is not None:          # a big value, sliced
+                argv = next(self.current, None)
+                if argv is None:
+                    self.current = None
+                else:
+                    batch.append(argv)
+                    size += sum(len(a) for a in argv)
+                continue
+            if self.big:
+                self.current = self._big_cmds(*self.big.popleft())
                 self.keys_sent += 1
-                record = self._record(key) if key.__class__ is bytes \
-                    else None
-                if record is None:
-                    # A big value's commands are built a slice at a time
-                    # (and another database's keys go between SELECTs).
-                    self.current = self._key_cmds(key)
-                    continue
-                if load is None or len(load) >= LOAD_KEYS:
-                    load = _Records()
-                    batch.append(load)
-                load.append(record)
-                size += len(record)
                 continue
-            item = next(self.current, None)
-            if item is None:
-                self.current = None
+            if self.loads:
+                # A step's slots (one piece each) go as one LOAD.
+                loads = self.loads
+                db, data = loads.popleft()
+                parts, n = [data], len(data)
+                while loads and loads[0][0] == db and n < SLICE_BYTES:
+                    data = loads.popleft()[1]
+                    parts.append(data)
+                    n += len(data)
+                batch += self._in_db(db, [b"CLUSTER", b"SYNCSLOTS", b"LOAD",
+                                          b"".join(parts)])
+                size += n
                 continue
-            kind, what = item
-            if kind == "small":
-                if load is None or len(load) >= LOAD_KEYS:
-                    load = _Records()
-                    batch.append(load)
-                load.append(what)
-                size += len(what)
-            else:
-                load = None
-                batch.append(what)
-                size += sum(len(a) for a in what)
+            if self.snapshots:
+                db, snap = self.snapshots[0]
+                self.keys_sent += snap.step(budget=0.002, max_keys=LOAD_KEYS)
+                if snap.done:
+                    self.snapshots.popleft()
+                continue
+            if self.ops:
+                db, argv = self.ops.popleft()
+                batch += self._in_db(db, [b"CLUSTER", b"SYNCSLOTS", b"RUN",
+                                          *argv])
+                self.ops_sent += 1
+                size += sum(len(a) for a in argv)
+                continue
+            break
         if batch:
-            self._send([[b"CLUSTER", b"SYNCSLOTS", b"LOAD", b"".join(c)]
-                        if c.__class__ is _Records else c for c in batch])
-        if self.todo_slots or self.unsent or self.current is not None:
+            self._send(batch)
+        if not self.snapshot_sent:
             if not self._window_full():
                 self._schedule()
             return
         self.state = "streaming" if self.paused_at is None else "paused"
-        if self.paused_at is None and len(self.dirty) <= CATCH_UP and \
+        if self.paused_at is None and len(self.ops) <= CATCH_UP and \
                 self.outstanding <= CATCH_UP:
-            # Caught up: the last changes go while writes wait.
+            # Caught up: the last writes go while new ones wait.
             self._pause()
-        if self.paused_at is not None and not self.dirty and \
+        if self.paused_at is not None and not self.ops and \
                 self.outstanding == 0:
             self._finish()
-        elif self.dirty and not self._window_full():
+        elif self.ops and not self._window_full():
             self._schedule()
-
-    def _next_key(self):
-        while True:
-            if self.unsent:
-                key = self.unsent.popleft()
-                self.unsent_set.discard(key)
-                return key
-            if self.dirty:
-                key = next(iter(self.dirty))
-                del self.dirty[key]
-                return key
-            if not self.todo_slots:
-                return None
-            slot = self.todo_slots.popleft()
-            ks = self.server.keyspace
-            keys = ks.keys_in_slot(slot, ks.count_in_slot(slot))
-            for db, other in self.server.dbs.items():
-                if db and other.count_in_slot(slot):
-                    keys += [(db, k) for k in
-                             other.keys_in_slot(slot,
-                                                other.count_in_slot(slot))]
-            self.listed.add(slot)
-            self.unsent.extend(keys)
-            self.unsent_set.update(keys)
-
-    def written(self, key):
-        """The key listener: a key of our slots changed."""
-        slot = keyslot(key)
-        if self.server.cur_db:
-            key = (self.server.cur_db, key)
-        if slot in self.listed and key not in self.unsent_set:
-            self.dirty[key] = None
-            if self.proto is not None and not self.finishing:
-                self._schedule()
 
     # -- cut-over --------------------------------------------------------------
     def _pause(self):
@@ -1385,6 +1398,7 @@ class SlotExport:
         if not me.is_master:
             self._fail("this node is no longer a master")
             return
+        self._stop_recording()
         self.engine.give_slots(self.slots, self.node)
         self.state = "success"
         self.updated = self.server.clock.seconds()
@@ -1460,6 +1474,7 @@ class SlotExport:
     def _stop(self, state, message):
         self.state = state
         self.message = message
+        self._stop_recording()
         self.updated = self.server.clock.seconds()
         if self.pause_timer is not None and self.pause_timer.active():
             self.pause_timer.cancel()

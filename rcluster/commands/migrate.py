@@ -285,7 +285,14 @@ def cluster_syncslots(c, argv):
                 raise CommandError("ERR Key outside of the imported slots")
         if not cmd.keys(sub_argv):
             raise CommandError("ERR SYNCSLOTS RUN needs a keyed command")
-        reply = server.call(c, cmd, sub_argv, send=False)
+        # As a replica runs its master's stream: a staged key expires
+        # when the source says so (its DEL), never by itself here.
+        ks = server.keyspace
+        mode, ks.replica_mode = ks.replica_mode, 2
+        try:
+            reply = server.call(c, cmd, sub_argv, send=False)
+        finally:
+            ks.replica_mode = mode
         no_propagation(c)
         imp.keys += 1
         return reply

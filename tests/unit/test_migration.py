@@ -514,15 +514,15 @@ class AtomicMoveTests(TestCase):
         self.assertEqual({r[1] for r in records}, {0})
         for key, _, value, raw in records:
             self.assertEqual((value, raw), (b"v" + key, True))
-        # A write after its key was sent: sent again.
+        # A write after the snapshot: its op follows, as replicas get it.
         other = connect(self.server, ("127.0.0.1", 40009))
-        exchange(*other, command("SET", keys[0], "new"))
+        exchange(*other, command("SET", keys[0], "new", "EX", "100"))
         target.answer(b"+OK\r\n" * len(sent))
         self.clock.advance(0)
         more = target.commands()
-        self.assertEqual(more[0][2], b"LOAD")
-        [record] = migration.unpack_load(more[0][3])
-        self.assertEqual(record, (keys[0], 0, b"new", True))
+        deadline = b"%d" % (self.server.now_ms() + 100_000)
+        self.assertEqual(more, [[b"CLUSTER", b"SYNCSLOTS", b"RUN", b"SET",
+                                 keys[0], b"new", b"PXAT", deadline]])
         # A transaction queued before the pause...
         tx = connect(self.server, ("127.0.0.1", 40011))
         exchange(*tx, command("MULTI"))
@@ -554,7 +554,65 @@ class AtomicMoveTests(TestCase):
         info = self.call("INFO", "slot_migrations")
         self.assertIn(b"# Slot Migrations\r\n", info)
         self.assertIn(b",state=success,slots=3-4,", info)
-        self.assertIn(b",keys_sent=6,keys_left=0,", info)
+        self.assertIn(b",keys_sent=5,keys_left=0,", info)
+
+    def test_snapshot_is_point_in_time_then_ops(self):
+        """Writes to a slot the snapshot has not reached yet: the snapshot
+        still sends the values of the instant it started, and the writes
+        follow as ops, in the order they ran."""
+        self.patch(migration, "CATCH_UP", 0)
+        self.patch(migration, "SLICE_BYTES", 1)     # a command per turn
+        self.patch(migration, "LOAD_KEYS", 1)       # a slot per step
+        a, b = self.keys_in(3, 2), self.keys_in(4, 2)
+        for key in a + b:
+            self.ks.set(key, b"old")
+        self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", "3", "4", "NODE",
+                  self.other_id)
+        target = Target(self)
+        sent = target.commands()
+        self.assertEqual([c[2] for c in sent], [b"BEGIN", b"LOAD"])
+        self.assertEqual(sorted(r[0] for r in
+                                migration.unpack_load(sent[1][3])), sorted(a))
+        other = connect(self.server, ("127.0.0.1", 40009))
+        for argv in (("APPEND", b[0], "+1"), ("DEL", b[1]),
+                     ("APPEND", a[0], "+2"), ("SET", b"{%s}x" % b[0], "n")):
+            self.assertNotEqual(exchange(*other, command(*argv))[:1], b"-")
+        target.answer(b"+OK\r\n" * len(sent))
+        rest = []
+        for _ in range(20):
+            self.clock.advance(0)
+            got = target.commands()
+            rest += got
+            target.answer(b"+OK\r\n" * len(got))
+            if [b"CLUSTER", b"SYNCSLOTS", b"FINISH"] in got:
+                break
+        self.assertEqual(rest[0][2], b"LOAD")
+        self.assertEqual(sorted((r[0], r[2]) for r in
+                                migration.unpack_load(rest[0][3])),
+                         sorted([(b[0], b"old"), (b[1], b"old")]))
+        self.assertEqual([c[3:] for c in rest[1:-1]],
+                         [[b"APPEND", b[0], b"+1"], [b"DEL", b[1]],
+                          [b"APPEND", a[0], b"+2"],
+                          [b"SET", b"{%s}x" % b[0], b"n"]])
+        self.assertEqual(rest[-1], [b"CLUSTER", b"SYNCSLOTS", b"FINISH"])
+        self.assertIs(self.state.slot_owner(4), self.other)
+
+    def test_target_runs_ops_as_a_replica(self):
+        """A staged key past its deadline is not expired by an op the
+        source sent: it goes when the source's DEL comes."""
+        self.give(200)
+        key = self.keys_in(200, 1)[0]
+        self.call("CLUSTER", "SYNCSLOTS", "BEGIN", self.other_id, "200",
+                  "200")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "LOAD", key,
+                                   "1000", migration.dump_payload(b"5")),
+                         b":1\r\n")
+        self.reactor.advance(2)
+        self.server.keyspace.now = self.server.now_ms()
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "INCR",
+                                   key), b":6\r\n")
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "DEL",
+                                   key), b":1\r\n")
 
     def test_target_lost_cancels(self):
         keys = self.keys_in(7, 3)
