@@ -1098,7 +1098,7 @@ class SlotExport:
         self.ops: deque = deque()         # (db, argv) since the instant
         self.outstanding = 0
         self.outstanding_bytes = 0
-        self.keys_sent = 0
+        self.keys_done = 0                # keys of finished snapshots
         self.ops_sent = 0
         self.keys_total = self._count_in(self.slots)
         self.ranges_text = format_ranges(self.slots).encode()
@@ -1123,6 +1123,12 @@ class SlotExport:
             tables = ks.slots
             total += sum([len(tables[s]) for s in slots])
         return total
+
+    @property
+    def keys_sent(self) -> int:
+        """Keys of the snapshot serialized so far."""
+        return self.keys_done + sum(snap.keys_saved
+                                    for _, snap in self.snapshots)
 
     def keys_left(self) -> int:
         """Keys of the snapshot not serialized yet, plus the writes made
@@ -1230,6 +1236,7 @@ class SlotExport:
     def _stop_recording(self):
         for _, snap in self.snapshots:
             snap.abort()
+            self.keys_done += snap.keys_saved
         self.snapshots.clear()
         self.server.write_path.remove_sink(self._sink)
 
@@ -1314,7 +1321,6 @@ class SlotExport:
                 continue
             if self.big:
                 self.current = self._big_cmds(*self.big.popleft())
-                self.keys_sent += 1
                 continue
             if self.loads:
                 # A step's slots (one piece each) go as one LOAD.
@@ -1331,9 +1337,10 @@ class SlotExport:
                 continue
             if self.snapshots:
                 db, snap = self.snapshots[0]
-                self.keys_sent += snap.step(budget=0.002, max_keys=LOAD_KEYS)
+                snap.step(budget=0.002, max_keys=LOAD_KEYS)
                 if snap.done:
                     self.snapshots.popleft()
+                    self.keys_done += snap.keys_saved
                 continue
             if self.ops:
                 db, argv = self.ops.popleft()
