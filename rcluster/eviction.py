@@ -38,12 +38,16 @@ policy, and from the first OBJECT IDLETIME on (so a GET on a node without
 such a policy pays one attribute test).  Until then OBJECT IDLETIME
 counts from the key's creation (or RESTORE ... IDLETIME).
 
-Eviction is bounded per call by ``maxmemory-eviction-tenacity`` (Redis's
-evictionTimeLimitUs); past it, the rest continues on later reactor turns
-(``clock.callLater(0)``, Redis's evictionTimeProc) and commands still run
-meanwhile.  Each eviction counts in ``evicted_keys``, is propagated as DEL
-(UNLINK with lazyfree-lazy-eviction), touches WATCHers and raises the
-``evicted`` keyspace event.
+A batch's victims go CHUNK at a time through ``Keyspace.evict_keys``
+(delete's bookkeeping inlined, no call per key).  Eviction is bounded per
+call by ``maxmemory-eviction-tenacity`` (Redis's evictionTimeLimitUs),
+checked between chunks; past it, if the estimate is still over maxmemory,
+the rest continues on later reactor turns (``clock.callLater(0)``, Redis's
+evictionTimeProc) and commands still run meanwhile (once under it, the
+batch just ends: the slack is ours, not Redis's target).  Each eviction
+counts in ``evicted_keys``, is propagated as DEL (UNLINK with
+lazyfree-lazy-eviction), touches WATCHers and raises the ``evicted``
+keyspace event.
 """
 from __future__ import annotations
 
@@ -53,7 +57,6 @@ from itertools import chain, islice, repeat
 from operator import itemgetter
 from time import perf_counter
 
-from rcluster.cluster.keyslot import keyslot
 from rcluster.logs import logger
 from rcluster.memory import (STARTUP, abort_client, client_buffers,
                              client_memory, keyspaces)
@@ -73,6 +76,9 @@ NO_LIMIT = 1 << 62
 # at most BATCH_MAX evictions per batch.
 RUN = 32
 BATCH_MAX = 128
+# Candidates evicted at once (Keyspace.evict_keys) between two checks of
+# the time limit (maxmemory-eviction-tenacity): Redis checks every 16.
+CHUNK = 16
 # Eviction makes room down to maxmemory minus 1/1024 (>> SLACK_SHIFT) of
 # the room above memory.STARTUP, at most SLACK_MAX (Evictor.configure).
 SLACK_SHIFT = 10
@@ -117,6 +123,25 @@ class LFU:
         if periods:
             return 0 if periods > counter else counter - periods
         return counter
+
+    def decayed_many(self, metas) -> list:
+        """decayed for many keys (sampling): the clock read once, no call
+        per key."""
+        now, period = self.minutes(), self.decay_time
+        out = []
+        for packed in metas:
+            if packed is None:
+                out.append(LFU_INIT_VAL)
+                continue
+            counter = packed & 255
+            if period:
+                ldt = packed >> 8
+                periods = (now - ldt if now >= ldt else
+                           65535 - ldt + now) // period
+                if periods:
+                    counter = 0 if periods > counter else counter - periods
+            out.append(counter)
+        return out
 
     def log_incr(self, counter: int) -> int:
         if counter == 255:
@@ -196,14 +221,21 @@ def sample_many(ks, count: int, rand=random.random) -> list:
         return list(chain.from_iterable(filter(None, slots)))
     span = RUN * SLOTS // n + 1
     out = []
-    for _ in range(4 * count // RUN + 4):
-        start = int(rand() * SLOTS)
-        end = start + span
-        part = slots[start:end]
-        if end > SLOTS:
-            part += slots[:end - SLOTS]
-        if sum(map(len, part)) > 4 * RUN:
-            out.extend(sample_keys(ks, RUN, rand))    # a big slot: a window
+    for _ in range(4):
+        # The runs still wanted (at span * n / SLOTS keys a run on
+        # average), gathered at once (in C).
+        runs = -(-(count - len(out)) * SLOTS // (span * n))
+        part = []
+        for _ in range(runs):
+            start = int(rand() * SLOTS)
+            end = start + span
+            part += slots[start:end]
+            if end > SLOTS:
+                part += slots[:end - SLOTS]
+        if sum(map(len, part)) > 4 * RUN * runs:
+            # Big slots (hash tags): a window in each run instead.
+            for _ in range(runs):
+                out.extend(sample_keys(ks, RUN, rand))
         else:
             out.extend(chain.from_iterable(part))
         if len(out) >= count:
@@ -255,6 +287,7 @@ class Evictor:
         # used_memory is near maxmemory (GATE_AT of it): see arm().
         self.gated = False
         self.batched = 0              # keys the last perform evicted
+        self.several = False          # the last batch spans databases
         # performEvictions failed before the running command (Redis's
         # pre_command_oom_state): scripts refuse denyoom commands then.
         self.oom_at_start = False
@@ -466,33 +499,44 @@ class Evictor:
             self.server.settings.maxmemory_eviction_tenacity) / 1e6
         start = perf_counter()
         freed = evicted = fruitless = 0
-        server = self.server
-        valid, delete = self._valid, self._delete
         while freed < to_free:
             batch = self.batch(to_free - freed)
-            done = len(batch)
             got = 0
-            current, index = server.keyspace, server.cur_db
-            for i, (_, key, ks, meta) in enumerate(batch):
-                if not valid(key, ks, meta):
-                    continue
+            pos, end = 0, len(batch)
+            while pos < end:
+                # The next candidates of one database, CHUNK at most:
+                # evicted together, the time limit checked after each.
+                ks = batch[pos][2]
+                stop = pos + CHUNK if pos + CHUNK < end else end
+                if self.several:
+                    for i in range(pos + 1, stop):
+                        if batch[i][2] is not ks:
+                            stop = i
+                            break
+                valid = self._still_valid(ks, batch[pos:stop])
                 before = ks.used
-                if ks is current:
-                    delete(server, ks, key, index)
-                else:
-                    self.evict(ks, key)
+                removed, consumed = self._evict_keys(
+                    ks, [c[1] for c in valid], to_free - freed)
                 freed += before - ks.used
-                got += 1
-                evicted += 1
+                got += len(removed)
+                evicted += len(removed)
                 if freed >= to_free:
-                    done = i + 1
+                    # The candidates left become the pool, best first.
+                    self._keep(valid[consumed:] + batch[stop:])
                     break
-                if not evicted & 15 and perf_counter() - start > limit:
+                pos = stop
+                if perf_counter() - start > limit:
+                    self._keep(batch[pos:])
+                    if freed >= over:
+                        # Under maxmemory (Redis's own target): the rest
+                        # of the slack is for a later batch.
+                        to_free = freed
+                        break
                     # Continue on the next reactor turns (evictionTimeProc).
-                    self._keep(batch, i + 1)
                     self._start_timer()
                     return EVICT_RUNNING
-            self._keep(batch, done)
+            else:
+                self.pool = []
             if not got:
                 fruitless += 1
                 if not batch or fruitless >= 4:
@@ -502,10 +546,10 @@ class Evictor:
         self.batched = evicted
         return EVICT_RUNNING if self.timer_running else EVICT_OK
 
-    def _keep(self, batch, used: int):
+    def _keep(self, rest: list):
         """The candidates a batch left become the pool (its best first)."""
         if self.kind != "random":
-            self.pool = batch[used:used + POOL_SIZE]
+            self.pool = rest[:POOL_SIZE]
 
     def _start_timer(self):
         if not self.timer_running:
@@ -518,33 +562,67 @@ class Evictor:
             self._start_timer()
         self._flush()
 
-    def evict(self, ks, key: bytes):
-        """Delete one victim, with Redis's bookkeeping, in its database
-        (made the one in use meanwhile: the DEL is propagated under its
-        SELECT, WATCH and events see its number)."""
+    def _evict_keys(self, ks, keys: list, need: int):
+        """Keyspace.evict_keys, with Redis's bookkeeping for each victim,
+        in its database (made the one in use meanwhile: the DEL is
+        propagated under its SELECT, WATCH and events see its number)."""
         server = self.server
         if ks is server.keyspace:
-            self._delete(server, ks, key, server.cur_db)
-            return
+            removed, consumed = ks.evict_keys(keys, need)
+            if removed:
+                self._evicted(removed, server.cur_db)
+            return removed, consumed
         previous = server.cur_db
         index = next(i for i, db in server.dbs.items() if db is ks)
         server.use_db(index)
         try:
-            self._delete(server, ks, key, index)
+            removed, consumed = ks.evict_keys(keys, need)
+            if removed:
+                self._evicted(removed, index)
         finally:
             server.use_db(previous)
+        return removed, consumed
 
-    @staticmethod
-    def _delete(server, ks, key: bytes, index: int):
-        dirty = ks.dirty
-        ks.delete(key)
-        ks.dirty = dirty      # not a write (Redis leaves dirty alone)
-        server.stats.evicted_keys += 1
-        server.write_path.deleted(key, server.settings.lazyfree_lazy_eviction)
+    def _evicted(self, keys: list, index: int):
+        """Each eviction counts in evicted_keys, goes out as DEL (UNLINK
+        with lazyfree-lazy-eviction), touches WATCHers and raises the
+        ``evicted`` event; with no replica, AOF, blocked client, watcher
+        or listener, the checks are all there is to it."""
+        server = self.server
+        server.stats.evicted_keys += len(keys)
+        wp = server.write_path
+        if wp.active or wp.key_listeners or server.blocking.keys:
+            lazy = server.settings.lazyfree_lazy_eviction
+            for key in keys:
+                wp.deleted(key, lazy)
         if server.watched_keys:
-            server.touch_watched([key])
-        if server.notify_flags:
-            notify(server, EVICTED, b"evicted", key, index)
+            server.touch_watched(keys)
+        if server.notify_flags & EVICTED:
+            for key in keys:
+                notify(server, EVICTED, b"evicted", key, index)
+
+    def _still_valid(self, ks, candidates: list) -> list:
+        """The candidates that still exist (under volatile-*, with their
+        TTL) and were not accessed since they were scored (a key read
+        since is no longer the best victim: Redis would evict it
+        regardless).  Existence itself is checked as they are removed."""
+        kind = self.kind
+        if kind == "ttl":
+            get = ks.expires.get
+            return [c for c in candidates if get(c[1]) == c[3]]
+        if kind == "random":
+            if self.volatile:
+                expires = ks.expires
+                return [c for c in candidates if c[1] in expires]
+            return candidates
+        # Every live key has access metadata (keyspace.py), which goes
+        # with the key; one without counts as unchanged.
+        get = ks.access.get
+        if self.volatile:
+            expires = ks.expires
+            return [c for c in candidates
+                    if get(c[1], c[3]) == c[3] and c[1] in expires]
+        return [c for c in candidates if get(c[1], c[3]) == c[3]]
 
     # -- victims -------------------------------------------------------------
     def batch(self, to_free: int) -> list:
@@ -564,6 +642,7 @@ class Evictor:
                if (ks.expires if volatile else ks.count)]
         if not dbs:
             return []
+        self.several = len(dbs) > 1
         now = self.server.keyspace.now
         used = count = 0
         for ks in dbs:
@@ -604,37 +683,40 @@ class Evictor:
         whether the key was touched meanwhile."""
         kind = self.kind
         if kind == "lru":
-            # The access times in C (map), ranked in C; tuples only for
-            # the kept ones.  (A key without a time counts as just used.)
-            times = list(map(ks.access.get, keys, repeat(ks.now)))
-            if len(times) > keep:
-                best = sorted(range(len(times)), key=times.__getitem__)
-                return [(-times[i], keys[i], ks, times[i])
-                        for i in best[:keep]]
-            return [(-t, k, ks, t) for t, k in zip(times, keys)]
+            # The keep-th oldest found by a sort of plain ints (fast);
+            # tuples only for the kept ones.
+            times = _metadata(ks.access, keys, ks.now)
+            if len(times) <= keep:
+                return [(-t, k, ks, t) for t, k in zip(times, keys)]
+            ranked = sorted(times)
+            cut = ranked[keep - 1]
+            if ranked[keep] != cut:
+                return [(-t, k, ks, t) for t, k in zip(times, keys)
+                        if t <= cut]
+            # Ties across the cut: those under it, then ties up to keep.
+            best = [(-t, k, ks, t) for t, k in zip(times, keys) if t < cut]
+            best += islice(((-t, k, ks, t) for t, k in zip(times, keys)
+                            if t == cut), keep - len(best))
+            return best
         if kind == "lfu":
-            get, decayed = ks.access.get, ks.lfu.decayed
-            return [(255 - decayed(a := get(k)), k, ks, a)
-                    for k in keys]
+            metas = _metadata(ks.access, keys, None)
+            return [(255 - c, k, ks, a) for c, k, a in
+                    zip(ks.lfu.decayed_many(metas), keys, metas)]
         get = ks.expires.get      # volatile-ttl: the soonest deadline first
         return [(-(w := get(k)), k, ks, w) for k in keys]
 
-    def _valid(self, key: bytes, ks, meta) -> bool:
-        """A candidate still exists (under volatile-*, with its TTL) and
-        was not accessed since it was scored (a key read since is no
-        longer the best victim: Redis would evict it regardless)."""
-        kind = self.kind
-        if kind == "ttl":
-            return meta is not None and ks.expires.get(key) == meta
-        if kind != "random":
-            # Every live key has access metadata (keyspace.py), which
-            # goes with the key.
-            current = ks.access.get(key)
-            if current is not None:
-                return current == meta and (not self.volatile or
-                                            key in ks.expires)
-        return key in (ks.expires if self.volatile else
-                       ks.slots[keyslot(key)])
+
+def _metadata(access: dict, keys: list, default) -> tuple:
+    """The access metadata of keys (``default`` for a key without: for
+    LRU, just used).  Sampled keys are all over memory: an itemgetter
+    looks them up in a tight C loop, where the CPU overlaps the cache
+    misses (about twice as fast as map(access.get) on a big keyspace)."""
+    if len(keys) > 1:
+        try:
+            return itemgetter(*keys)(access)
+        except KeyError:
+            pass
+    return tuple(map(access.get, keys, repeat(default)))
 
 
 _SCORE = itemgetter(0)

@@ -22,7 +22,8 @@ import random
 from binascii import crc_hqx
 
 from rcluster.cluster.keyslot import SLOTS, keyslot
-from rcluster.memory import EXPIRE_COST, estimate, key_cost, string_cost
+from rcluster.memory import (BYTES_HEADER, EXPIRE_COST, KEY_OVERHEAD,
+                             PYMALLOC_MAX, estimate, key_cost, string_cost)
 
 _die = random.random
 
@@ -156,8 +157,8 @@ class Keyspace:
         old = table.get(key)
         if value.__class__ is bytes:
             # memory.string_cost, inlined: this is SET's path.
-            size = len(value) + 33
-            size = (size + 15) & -16 if size <= 512 else size + 16
+            size = len(value) + BYTES_HEADER
+            size = (size + 15) & -16 if size <= PYMALLOC_MAX else size + 16
             stored = None
         else:
             size = stored = estimate(value)
@@ -263,6 +264,46 @@ class Keyspace:
             self.used -= EXPIRE_COST
         self.dirty += 1
         return True
+
+    def evict_keys(self, keys, need: int):
+        """Evictions: remove keys in turn (absent ones skipped) until
+        ``need`` bytes are freed.  Not a write (dirty is left alone, as
+        Redis does); the caller does the DEL/notify bookkeeping.  Returns
+        (keys removed, how many of ``keys`` were consumed).  delete and
+        _forget inlined: this runs once per evicted key."""
+        slots, access, expires, sizes = \
+            self.slots, self.access, self.expires, self.sizes
+        used = self.used
+        target = used - need
+        removed = []
+        consumed = 0
+        for key in keys:
+            consumed += 1
+            slot = keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383
+            if self.before_write is not None:
+                self.before_write(slot)
+            value = slots[slot].pop(key, None)
+            if value is None:
+                continue
+            # key_cost + string_cost (or the stored estimate), inlined.
+            if value.__class__ is bytes:
+                size = len(value) + BYTES_HEADER
+                used -= (size + 15) & -16 if size <= PYMALLOC_MAX \
+                    else size + 16
+            else:
+                used -= sizes.pop(key, 0)
+            size = len(key) + BYTES_HEADER
+            used -= KEY_OVERHEAD + ((size + 15) & -16 if size <= PYMALLOC_MAX
+                                    else size + 16)
+            access.pop(key, None)
+            if expires and expires.pop(key, None) is not None:
+                used -= EXPIRE_COST
+            removed.append(key)
+            if used <= target:
+                break
+        self.count -= len(removed)
+        self.used = used
+        return removed, consumed
 
     def _forget(self, key, value):
         """Memory accounting and access metadata of a removed key."""

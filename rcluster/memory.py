@@ -42,22 +42,26 @@ KEY_OVERHEAD = 2 * DICT_ENTRY
 # tuple (64) and its list slot.
 EXPIRE_COST = DICT_ENTRY + 32 + 64 + 8
 PYMALLOC_MAX = 512
+BYTES_HEADER = 33       # sys.getsizeof(b"")
 
 
 def bytes_cost(n: int) -> int:
     """A bytes object of length n, as allocated (33-byte header)."""
-    size = n + 33
+    size = n + BYTES_HEADER
     if size <= PYMALLOC_MAX:
         return (size + 15) & -16
     return size + 16        # malloc's own header, roughly
 
 
 def key_cost(key: bytes) -> int:
-    return KEY_OVERHEAD + bytes_cost(len(key))
+    # bytes_cost inlined: SET of a new key pays this.
+    size = len(key) + BYTES_HEADER
+    return KEY_OVERHEAD + ((size + 15) & -16 if size <= PYMALLOC_MAX else
+                           size + 16)
 
 
 def string_cost(value: bytes) -> int:
-    size = len(value) + 33
+    size = len(value) + BYTES_HEADER
     if size <= PYMALLOC_MAX:
         return (size + 15) & -16
     return size + 16

@@ -5,7 +5,8 @@ import random
 from twisted.trial.unittest import TestCase
 
 from rcluster import eviction, memory
-from rcluster.eviction import LFU, LFU_INIT_VAL, time_limit_us
+from rcluster.cluster.keyslot import keyslot
+from rcluster.eviction import LFU, LFU_INIT_VAL, Evictor, time_limit_us
 from rcluster.keyspace import Keyspace
 from tests.protocol.helpers import ServerTestCase
 
@@ -69,6 +70,16 @@ class LFUMathTests(TestCase):
         packed = (lfu.minutes() << 8) | 20
         self.ks.now += 5 * 60000
         self.assertEqual(lfu.decayed(packed), 18)
+
+    def test_decayed_many_matches_decayed(self):
+        lfu = LFU(self.ks, decay_time=2)
+        rnd = random.Random(3)
+        metas = [None] + [(rnd.randrange(65536) << 8) | rnd.randrange(256)
+                          for _ in range(500)]
+        for decay_time in (0, 1, 2, 7):
+            lfu.decay_time = decay_time
+            self.assertEqual(lfu.decayed_many(metas),
+                             [lfu.decayed(m) for m in metas])
 
     def test_elapsed_wraps(self):
         lfu = LFU(self.ks)
@@ -169,6 +180,13 @@ class AllKeysLRUTests(EvictionTestCase):
         info = self.call("INFO", "stats").decode()
         self.assertIn("evicted_keys:%d" % self.server.stats.evicted_keys,
                       info)
+
+    def test_lazyfree_lazy_eviction_propagates_unlink(self):
+        self.call("CONFIG", "SET", "lazyfree-lazy-eviction", "yes")
+        self.fill(150)
+        ops = [op[0] for op in self.sent if op[0] in (b"DEL", b"UNLINK")]
+        self.assertEqual(ops, [b"UNLINK"] * self.server.stats.evicted_keys)
+        self.assertTrue(ops)
 
     def test_watch_is_touched(self):
         self.fill(10)
@@ -455,6 +473,17 @@ class BatchTests(EvictionTestCase):
         self.assertGreater(old, 0.75 * len(dels))
         self.assertGreaterEqual(len(self.keys(b"new")), 995)
 
+    def test_no_timer_once_under_maxmemory(self):
+        # Past the time limit with the estimate under maxmemory, the rest
+        # of the slack waits for the next batch (Redis would be done).
+        self.fill(2100)
+        self.server.settings.maxmemory_eviction_tenacity = 0
+        evicted = self.server.stats.evicted_keys
+        self.fill(300, "more")
+        self.assertGreater(self.server.stats.evicted_keys, evicted + 200)
+        self.assertFalse(self.ev.timer_running)
+        self.assertLessEqual(self.ev.used(), BIG_LIMIT + SLACK)
+
 
 class BatchLFUTests(BatchTests):
     policy = "allkeys-lfu"
@@ -521,3 +550,87 @@ class DatabaseLRUTests(EvictionTestCase):
         self.assertTrue(all((db == 1) == key.startswith(b"one")
                             for db, key in dels))
         self.assertGreater(sum(db == 1 for db, _ in dels), 0.8 * len(dels))
+
+
+class EvictKeysTests(TestCase):
+    """Keyspace.evict_keys: Keyspace.delete's bookkeeping, many keys at
+    once, stopping once enough is freed."""
+
+    def setUp(self):
+        self.ks = Keyspace()
+        self.ks.now = 1_700_000_000_000
+        self.empty = self.ks.used
+
+    def test_accounting_matches_delete(self):
+        self.ks.set(b"a", b"v" * 10)
+        self.ks.set(b"b", b"v" * 600)                  # a big string
+        self.ks.set(b"c", {b"f": b"v"})                # a container
+        self.ks.set(b"d", b"v")
+        self.ks.set_expire(b"d", self.ks.now + 1000)
+        dirty = self.ks.dirty
+        removed, consumed = self.ks.evict_keys(
+            [b"a", b"gone", b"b", b"c", b"d"], 1 << 40)
+        self.assertEqual(removed, [b"a", b"b", b"c", b"d"])
+        self.assertEqual(consumed, 5)
+        self.assertEqual(self.ks.used, self.empty)
+        self.assertEqual(len(self.ks), 0)
+        self.assertEqual((self.ks.access, self.ks.sizes, self.ks.expires),
+                         ({}, {}, {}))
+        self.assertEqual(self.ks.dirty, dirty)     # not a write
+
+    def test_stops_once_enough_is_freed(self):
+        for i in range(10):
+            self.ks.set(b"k%d" % i, b"v" * 100)
+        one = self.ks.used // 10
+        removed, consumed = self.ks.evict_keys(
+            [b"k%d" % i for i in range(10)], 2 * one + 1)
+        self.assertEqual(removed, [b"k0", b"k1", b"k2"])
+        self.assertEqual(consumed, 3)
+        self.assertEqual(len(self.ks), 7)
+
+    def test_snapshot_hook_sees_each_slot(self):
+        seen = []
+        self.ks.set(b"a", b"v")
+        self.ks.before_write = seen.append
+        self.ks.evict_keys([b"a"], 1)
+        self.assertEqual(seen, [keyslot(b"a")])
+
+
+class ScoringTests(TestCase):
+    def setUp(self):
+        self.ks = Keyspace()
+        self.ks.now = 1_000
+
+    def scored(self, keys, keep, kind="lru"):
+        evictor = Evictor.__new__(Evictor)
+        evictor.kind = kind
+        return evictor._scored(self.ks, keys, keep)
+
+    def test_lru_keeps_the_oldest(self):
+        keys = []
+        for i in range(50):
+            self.ks.now = 1_000 + (i * 7) % 50     # access times shuffled
+            keys.append(b"k%d" % i)
+            self.ks.set(keys[-1], b"v")
+        best = self.scored(keys, 10)
+        self.assertEqual(sorted(-score for score, _, _, _ in best),
+                         list(range(1_000, 1_010)))
+        self.assertTrue(all(self.ks.access[key] == meta
+                            for _, key, _, meta in best))
+
+    def test_lru_ties(self):
+        keys = [b"k%d" % i for i in range(40)]
+        for key in keys:
+            self.ks.set(key, b"v")      # all at the same time
+        self.assertEqual(len(self.scored(keys, 16)), 16)
+        self.assertEqual(len(self.scored(keys[:10], 16)), 10)
+
+    def test_key_without_metadata_counts_as_just_used(self):
+        keys = [b"k%d" % i for i in range(20)]
+        for key in keys:
+            self.ks.set(key, b"v")
+        self.ks.now = 5_000
+        del self.ks.access[b"k3"]
+        best = self.scored(keys, 19)
+        self.assertNotIn(b"k3", [key for _, key, _, _ in best])
+
