@@ -32,6 +32,7 @@ class Databases:
             ks.on_expire = first.on_expire
             ks.on_new = first.on_new
             ks.track = first.track      # access times (eviction.py)
+            ks.staged = first.staged    # one set for the node
             if first.lfu is not None:
                 lfu = first.lfu
                 ks.lfu = lfu.__class__(ks, lfu.log_factor, lfu.decay_time)

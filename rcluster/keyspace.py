@@ -32,7 +32,7 @@ class Keyspace:
     __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
                  "_heap", "replica_mode", "before_write", "on_new",
                  "used", "sizes", "access", "lfu", "track", "limit",
-                 "on_limit")
+                 "on_limit", "staged")
 
     def __init__(self):
         self.slots = [{} for _ in range(SLOTS)]
@@ -48,6 +48,9 @@ class Keyspace:
         # A replica never expires keys itself: it reports them missing and
         # waits for its master's DEL (Redis's behaviour).
         self.replica_mode = False
+        # Slots an atomic move is importing here (cluster/migration.py):
+        # their keys expire when the source's DEL comes, as a replica's.
+        self.staged: set = set()
         # Called with a slot number (None: every slot) before anything in
         # that slot changes, and with (slot, key) before key's value is
         # changed in place (for_write), while a snapshot runs
@@ -370,12 +373,19 @@ class Keyspace:
         if self.replica_mode:
             return 0
         heap, expires, now = self._heap, self.expires, self.now
+        staged, kept = self.staged, []
         removed = 0
         while heap and heap[0][0] <= now and removed < limit:
             when, key = heapq.heappop(heap)
             if expires.get(key) == when:
-                self._expire(key, self.slots[keyslot(key)])
+                slot = keyslot(key)
+                if staged and slot in staged:
+                    kept.append((when, key))
+                    continue
+                self._expire(key, self.slots[slot])
                 removed += 1
+        for item in kept:
+            heapq.heappush(heap, item)
         return removed
 
     # -- slots and iteration --------------------------------------------

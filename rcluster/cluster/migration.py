@@ -859,15 +859,26 @@ class Migrations:
             drop_staged(self.server, old.slots)
         drop_staged(self.server, slots)
         imp = self.imports[c.id] = SlotImport(c, source, slots)
+        self._stage(imp.slots, True)
         self._listen()
         return imp
 
     def end_import(self, c, cancel: bool):
         imp = self.imports.pop(c.id, None)
-        if imp is not None and cancel:
-            drop_staged(self.server, imp.slots)
+        if imp is not None:
+            self._stage(imp.slots, False)
+            if cancel:
+                drop_staged(self.server, imp.slots)
         self._listen()
         return imp
+
+    def _stage(self, slots, staged: bool):
+        """Keys of imported slots don't expire by themselves here (the
+        set is every database's: Databases shares db 0's)."""
+        if staged:
+            self.server.dbs[0].staged.update(slots)
+        else:
+            self.server.dbs[0].staged.difference_update(slots)
 
     # -- writes to keys in flight wait -------------------------------------
     def park(self, c, calls, argv) -> bool:

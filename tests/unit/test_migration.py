@@ -611,8 +611,16 @@ class AtomicMoveTests(TestCase):
         self.server.keyspace.now = self.server.now_ms()
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "INCR",
                                    key), b":6\r\n")
+        # Nor by the active expiry cycle while the import runs.
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", key,
+                                   "x", "PX", "1"), b"+OK\r\n")
+        self.reactor.advance(1)
+        self.server.keyspace.now = self.server.now_ms()
+        self.assertEqual(self.server.keyspace.expire_cycle(), 0)
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "DEL",
                                    key), b":1\r\n")
+        self.call("CLUSTER", "SYNCSLOTS", "CANCEL")
+        self.assertEqual(self.server.keyspace.staged, set())
 
     def test_target_lost_cancels(self):
         keys = self.keys_in(7, 3)
