@@ -141,9 +141,17 @@ class BusProtocol(Protocol):
         self.transport.loseConnection()
 
     def dataReceived(self, data):
-        if self.link is not None and not self.link.closed:
-            with self.batcher:
-                self.engine.link_data(self.link, data)
+        link = self.link
+        if link is not None and not link.closed:
+            # The batcher's "with" spelled out: this runs per bus read.
+            batcher = self.batcher
+            batcher.depth += 1
+            try:
+                self.engine.link_data(link, data)
+            finally:
+                batcher.depth -= 1
+                if batcher.depth == 0 and batcher.dirty:
+                    batcher.flush()
 
     def connectionLost(self, reason):
         self.out.clear()

@@ -138,6 +138,8 @@ class ClusterEngine:
     # -- deferred work --------------------------------------------------------
     def before_sleep(self):
         state = self.state
+        if not state.todo:
+            return              # after most events: nothing to do
         todo, state.todo = state.todo, 0
         if todo & TODO_NODE_FAILED and failover.ELECTION_ON_FAIL:
             todo |= TODO_HANDLE_FAILOVER

@@ -412,12 +412,25 @@ def _encode_ping(body: PingBody, mflags: int):
     mflags &= ~MSGFLAG_EXT_DATA
     if exts:
         mflags |= MSGFLAG_EXT_DATA
+    pack, ip_of = _GOSSIP.pack, _GOSSIP_IPS.get
     payload = b"".join(
-        [_GOSSIP.pack(_name(g.nodename, "gossip nodename"), g.ping_sent,
-                      g.pong_received, _text(g.ip, "gossip ip", IP_LEN),
-                      g.port, g.cport, g.flags, g.pport)
+        [pack(g.nodename if len(g.nodename) == NAMELEN
+              else _name(g.nodename, "gossip nodename"),
+              g.ping_sent, g.pong_received, ip_of(g.ip) or _gossip_ip(g.ip),
+              g.port, g.cport, g.flags, g.pport)
          for g in body.gossip] + exts)
     return payload, len(body.gossip), len(exts), mflags
+
+
+_GOSSIP_IPS: dict = {}   # address -> its checked bytes (same few, again)
+
+
+def _gossip_ip(ip: str) -> bytes:
+    raw = _text(ip, "gossip ip", IP_LEN)
+    if len(_GOSSIP_IPS) >= _IP_CACHE_MAX:
+        _GOSSIP_IPS.clear()
+    _GOSSIP_IPS[ip] = raw
+    return raw
 
 
 def encode(message: Message) -> bytes:
@@ -548,19 +561,22 @@ def _decode_extension(body: PingBody, ext_type: int, data: bytes, what: str):
 
 
 def _decode_ping(h: Header, frame: bytes) -> PingBody:
-    what = message_type_name(h.type)
     pos = HEADER_SIZE + h.count * GOSSIP_SIZE
     if pos > h.totlen:
-        raise BusProtocolError(f"{what}: {h.count} gossip entries need {pos} "
-                               f"bytes but the frame has {h.totlen}")
+        raise BusProtocolError(f"{message_type_name(h.type)}: {h.count} "
+                               f"gossip entries need {pos} bytes but the "
+                               f"frame has {h.totlen}")
     body = PingBody()
-    for off in range(HEADER_SIZE, pos, GOSSIP_SIZE):
-        name, ping, pong, ip, port, cport, flags, pport = \
-            _GOSSIP.unpack_from(frame, off)
-        body.gossip.append(Gossip(name, ping, pong, _ip(ip), port, cport,
-                                  flags, pport))
+    if pos > HEADER_SIZE:
+        ip_of = _IP_CACHE.get
+        body.gossip = [
+            Gossip(name, ping, pong, ip_of(ip) or _ip(ip), port, cport,
+                   flags, pport)
+            for name, ping, pong, ip, port, cport, flags, pport
+            in _GOSSIP.iter_unpack(frame[HEADER_SIZE:pos])]
     # Redis only walks the extensions when EXT_DATA says they are there.
     if h.mflags & MSGFLAG_EXT_DATA:
+        what = message_type_name(h.type)
         for _ in range(h.extensions):
             if h.totlen - pos < _EXT_HEADER.size:
                 raise BusProtocolError(f"{what}: extension header truncated at "
@@ -576,8 +592,8 @@ def _decode_ping(h: Header, frame: bytes) -> PingBody:
                               frame[pos + _EXT_HEADER.size:pos + length], what)
             pos += length
     if pos != h.totlen:
-        raise BusProtocolError(f"{what} packet of length {h.totlen} but "
-                               f"expected length {pos}")
+        raise BusProtocolError(f"{message_type_name(h.type)} packet of length "
+                               f"{h.totlen} but expected length {pos}")
     return body
 
 
@@ -652,13 +668,17 @@ def decode(frame: bytes, last_slots=None) -> Message:
     else:
         bitmap = _bitmap(myslots)
         last_slots[0], last_slots[1] = myslots, bitmap
+    ip = _IP_CACHE.get(myip)
+    if ip is None:
+        ip = _ip(myip)
+    # Positional (Header's field order): a frame per message, so it counts.
     header = Header(
-        type=msg_type, sender=sender, current_epoch=current_epoch,
-        config_epoch=config_epoch, offset=offset, myslots=bitmap,
-        slaveof=None if slaveof == NULL_NAME else slaveof, myip=_ip(myip),
-        port=port, pport=pport, cport=cport, flags=flags, state=state,
-        mflags=int.from_bytes(mflags, "little"), totlen=totlen, count=count,
-        extensions=extensions, sig=sig, ver=ver, myslots_raw=myslots)
+        msg_type, sender, current_epoch, config_epoch, offset, bitmap,
+        None if slaveof == NULL_NAME else slaveof, ip, port, pport,
+        cport, flags, state, int.from_bytes(mflags, "little"), totlen,
+        count, extensions, sig, ver, myslots)
+    if msg_type <= MEET:            # PING, PONG, MEET: nearly every frame
+        return Message(header, _decode_ping(header, frame))
     return Message(header, _decode_body(header, frame))
 
 
@@ -709,11 +729,16 @@ class FrameDecoder:
     def next_message(self) -> Optional[Message]:
         """The next complete message, or None if more bytes are needed."""
         totlen = self._pending_length()
-        if totlen is None or len(self._buffer) < totlen:
+        buffer = self._buffer
+        if totlen is None or len(buffer) < totlen:
             return None
-        with memoryview(self._buffer) as view:
-            frame = bytes(view[:totlen])
-        del self._buffer[:totlen]
+        if len(buffer) == totlen:       # the usual case: one whole frame
+            frame = bytes(buffer)
+            buffer.clear()
+        else:
+            with memoryview(buffer) as view:
+                frame = bytes(view[:totlen])
+            del buffer[:totlen]
         return decode(frame, self._last_slots)
 
     def __iter__(self) -> Iterator[Message]:

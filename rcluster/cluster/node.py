@@ -202,6 +202,8 @@ class ClusterNode:
         return True
 
     def failure_reports_count(self, max_age: int, now: int) -> int:
+        if not self.fail_reports:
+            return 0            # the usual case: nothing to expire
         self.cleanup_failure_reports(max_age, now)
         return len(self.fail_reports)
 

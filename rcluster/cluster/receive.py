@@ -30,6 +30,8 @@ from rcluster.logs import logger
 log = logger("rcluster.cluster")
 
 _PING_TYPES = (m.PING, m.PONG, m.MEET)
+# Sender names already found valid: the same few arrive again and again.
+_VALID_SENDERS: set = set()
 
 
 def process_packet(state, link, message):
@@ -37,15 +39,19 @@ def process_packet(state, link, message):
     msg_type = header.type
     if msg_type < m.TYPE_COUNT:
         state.stats_received[msg_type] += 1
-    if not valid_name(header.sender):
-        # Names are our dictionary keys: a peer that sends a malformed one
-        # is broken, and its link is dropped like any bad frame.
-        raise BusProtocolError(f"invalid sender name {header.sender!r}")
+    if header.sender not in _VALID_SENDERS:
+        if not valid_name(header.sender):
+            # Names are our dictionary keys: a peer that sends a malformed
+            # one is broken, and its link is dropped like any bad frame.
+            raise BusProtocolError(f"invalid sender name {header.sender!r}")
+        if len(_VALID_SENDERS) >= 4096:
+            _VALID_SENDERS.clear()
+        _VALID_SENDERS.add(header.sender)
     now = state.now()
     sender = sender_of(state, link, header)
     if sender is not None:
         sender.data_received = now
-        if not sender.in_handshake:
+        if not sender.flags & NODE_HANDSHAKE:
             follow_epochs(state, sender, header, now)
             failover.master_paused_offset(state, sender, header)
 
@@ -80,7 +86,7 @@ def sender_of(state, link, header):
     """The known node that sent the packet.  A handshake node still has a
     random name, so it is never taken from the link then."""
     node = link.node
-    if node is not None and not node.in_handshake:
+    if node is not None and not node.flags & NODE_HANDSHAKE:
         return node
     sender = state.lookup(header.sender)
     if sender is not None and node is None:
@@ -170,7 +176,7 @@ def process_ping(state, link, header, body, sender, now):
     """PING, PONG and MEET: handshake, roles, slots and gossip."""
     if not link.inbound:
         node = link.node
-        if node.in_handshake:
+        if node.flags & NODE_HANDSHAKE:
             if not finish_handshake(state, link, header, sender):
                 return
         elif node.name.encode() != header.sender:
@@ -188,7 +194,7 @@ def process_ping(state, link, header, body, sender, now):
         # NOFAILOVER is the sender's to say.
         sender.flags = (sender.flags & ~NODE_NOFAILOVER) | \
             (header.flags & NODE_NOFAILOVER)
-        if header.type == m.PING and not sender.in_handshake and \
+        if header.type == m.PING and not sender.flags & NODE_HANDSHAKE and \
                 update_address_if_needed(state, sender, link, header):
             state.todo |= TODO_SAVE_LAZY | TODO_UPDATE_STATE
 
@@ -208,17 +214,18 @@ def process_ping(state, link, header, body, sender, now):
     follow_role(state, sender, header)
 
     # Slots: only if the claim differs from what we know of its shard.
-    sender_master = sender if sender.is_master else sender.replicaof
+    sender_is_master = sender.flags & NODE_MASTER
+    sender_master = sender if sender_is_master else sender.replicaof
     dirty = sender_master is not None and \
         claim_differs(state, sender, sender_master, header)
-    if sender.is_master and dirty:
-        update_slots_config_with(state, sender, header.config_epoch,
-                                 header.myslots)
     if dirty:
+        if sender_is_master:
+            update_slots_config_with(state, sender, header.config_epoch,
+                                     header.myslots)
         check_stale_claims(state, sender, header.config_epoch, header.myslots)
 
     me = state.myself
-    if me.is_master and sender.is_master and \
+    if sender_is_master and me.flags & NODE_MASTER and \
             header.config_epoch == me.config_epoch:
         state.handle_config_epoch_collision(sender)
 

@@ -289,6 +289,17 @@ class EncodeErrorTests(TestCase):
         self.assertRaises(ValueError, encode, Message(
             header(m.MEET), PingBody([Gossip(N2, ip="x" * 46)])))
 
+    def test_gossip_checked_with_a_valid_entry_before(self):
+        # Gossip addresses and names are remembered once checked: a bad
+        # one is still refused after good ones went out.
+        good = Message(header(m.PING), PingBody([Gossip(N2, ip="10.0.0.1")]))
+        self.assertEqual(encode(good), encode(good))
+        self.assertRaises(ValueError, encode, Message(
+            header(m.PING), PingBody([Gossip(N2, ip="10.0.0.1"),
+                                      Gossip(N2, ip="10.0\0.2")])))
+        self.assertRaises(ValueError, encode, Message(
+            header(m.PING), PingBody([Gossip(N2[:39], ip="10.0.0.1")])))
+
 
 class GoldenTests(TestCase):
     """Frames sent by a real redis-server 7.0.15 (see the .hex headers)."""

@@ -845,6 +845,8 @@ class BadInputTests(TestCase):
 
     def test_invalid_sender_name_drops_the_link(self):
         state = make_state()
+        good = inbound_ping(state, b"a" * 40)      # checked once, remembered
+        self.assertFalse(good.closed)
         link = inbound_ping(state, b"A" * 40)      # upper case: not a name
         self.assertTrue(link.closed)
         self.assertEqual(link.frames, [])

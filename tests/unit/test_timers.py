@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
 
-from rcluster.timers import AlignedLoopingCall, anchor, periodic
+from rcluster.timers import AlignedLoopingCall, anchor, driver, periodic
 
 
 class AnchorTests(TestCase):
@@ -64,8 +64,10 @@ class AlignedLoopingCallTests(TestCase):
         job.start(0.1, now=False)
         clock.advance(0.05)
         job.reset()
+        self.assertAlmostEqual(job.call.getTime(), 0.1)
+        # The clock's one call is due then (a hair early: timers._SLACK).
         [call] = clock.getDelayedCalls()
-        self.assertAlmostEqual(call.getTime(), 0.1)
+        self.assertLess(abs(call.getTime() - 0.1), 0.002)
         job.stop()
 
     def test_an_error_stops_the_job_as_looping_call_does(self):
@@ -80,6 +82,96 @@ class AlignedLoopingCallTests(TestCase):
         self.assertFalse(job.running)
         self.assertEqual(len(failed), 1)
         failed[0].trap(RuntimeError)
+
+
+class CronDriverTests(TestCase):
+    """The jobs of one clock share one DelayedCall."""
+
+    def test_one_delayed_call_for_jobs_due_together(self):
+        clock = Clock()
+        fired = []
+        jobs = [periodic(lambda i=i: fired.append(i), clock)
+                for i in range(3)]
+        for job, interval in zip(jobs, (0.1, 0.1, 1.0)):
+            job.start(interval, now=False)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(0.1)
+        self.assertEqual(fired, [0, 1])
+        clock.advance(0.9)                       # late: not repeated
+        self.assertEqual(fired, [0, 1, 0, 1, 2])  # at 1.0, together
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        for job in jobs:
+            job.stop()
+        self.assertFalse(clock.getDelayedCalls())
+
+    def test_a_failing_job_does_not_stop_the_others(self):
+        clock = Clock()
+        fired = []
+
+        def boom():
+            raise RuntimeError("boom")
+        bad = periodic(boom, clock)
+        good = periodic(lambda: fired.append(clock.seconds()), clock)
+        failed = []
+        bad.start(0.1, now=False).addErrback(failed.append)
+        good.start(0.1, now=False)
+        clock.advance(0.1)
+        clock.advance(0.1)
+        self.assertEqual(len(fired), 2)
+        self.assertEqual(len(failed), 1)
+        self.assertFalse(bad.running)
+        good.stop()
+
+    def test_restart_from_inside_the_job(self):
+        # What CONFIG SET hz does to a running cron: stop, start again.
+        clock = Clock()
+        calls = []
+        job = periodic(lambda: calls.append(clock.seconds()), clock)
+
+        def restart():
+            job.stop()
+            job.start(0.5, now=False)
+        other = periodic(restart, clock)
+        job.start(0.1, now=False)
+        other.start(0.1, now=False)
+        clock.advance(0.1)
+        other.stop()
+        self.assertTrue(job.running)
+        self.assertEqual(job.interval, 0.5)
+        self.assertAlmostEqual(job.call.getTime(), 0.5)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        job.stop()
+        self.assertFalse(clock.getDelayedCalls())
+
+    def test_a_late_call_is_not_repeated_and_stays_on_the_grid(self):
+        clock = Clock()
+        calls = []
+        job = periodic(lambda: calls.append(clock.seconds()), clock)
+        job.start(0.1, now=False)
+        clock.advance(0.37)
+        self.assertEqual(len(calls), 1)
+        self.assertAlmostEqual(job.call.getTime(), 0.4)
+        job.stop()
+
+    def test_a_deferred_result_is_waited_for(self):
+        from twisted.internet.defer import Deferred
+        clock = Clock()
+        pending = []
+
+        def slow():
+            pending.append(Deferred())
+            return pending[-1]
+        job = periodic(slow, clock)
+        job.start(0.1, now=False)
+        clock.advance(0.1)
+        clock.advance(0.3)
+        self.assertEqual(len(pending), 1)       # still waiting
+        pending[0].callback(None)
+        self.assertAlmostEqual(job.call.getTime(), 0.5)
+        clock.advance(0.1)
+        self.assertEqual(len(pending), 2)
+        job.stop()
+        self.assertFalse(clock.getDelayedCalls())
 
 
 class NodeCronsTests(TestCase):
@@ -102,16 +194,19 @@ class NodeCronsTests(TestCase):
         node.startService()
         self.addCleanup(node.stopService)
         reactor.advance(0.5)
-        loops = [c for c in reactor.getDelayedCalls()
-                 if "LoopingCall" in repr(c)]
-        self.assertGreaterEqual(len(loops), 4)
-        names = " ".join(repr(c) for c in loops)
+        jobs = driver(reactor).jobs
+        self.assertGreaterEqual(len(jobs), 4)
+        names = " ".join(repr(job) for job in jobs)
         for name in ("Server.cron", "ClusterService._run_cron",
                      "PersistenceService.tick", "ReplicationService.tick"):
             self.assertIn(name, names)
         # The 100 ms crons are due together; the 1 s one at a multiple.
-        tenth = {round(c.getTime(), 6) for c in loops
-                 if "ReplicationService" not in repr(c)}
+        tenth = {round(job.call.getTime(), 6) for job in jobs
+                 if "ReplicationService" not in repr(job)}
         self.assertEqual(len(tenth), 1)
         [due] = tenth
         self.assertAlmostEqual(due * 10, round(due * 10), places=5)
+        # One reactor DelayedCall for all of them, at that instant.
+        [call] = [c for c in reactor.getDelayedCalls()
+                  if "CronDriver" in repr(c)]
+        self.assertLess(abs(call.getTime() - due), 0.002)
