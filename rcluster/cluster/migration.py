@@ -42,6 +42,7 @@ from rcluster.persistence.rdb import RdbError, dump_payload
 from rcluster.replication.backlog import encode_command
 from rcluster.resp.codec import OK, Error, Status, new_reader
 from rcluster.resp.protocol import write_through
+from rcluster.timers import periodic
 from rcluster.zset import ZSet
 
 log = logger("rcluster.migration")
@@ -930,13 +931,11 @@ def migrations_of(server) -> Migrations:
     m = server.extensions.get("migration")
     if m is None:
         m = server.extensions["migration"] = Migrations(server)
-        cron = getattr(server.clock, "callLater", None)
-        if cron is not None and hasattr(server.clock, "connectTCP"):
-            from twisted.internet.task import LoopingCall
-            loop = LoopingCall(m.cron)
-            loop.clock = server.clock
-            loop.start(1.0, now=False)
-            m.loop = loop
+        if hasattr(server.clock, "connectTCP"):
+            # On the node's shared cron grid (timers.py): no wake-up of
+            # its own.
+            m.loop = periodic(m.cron, server.clock)
+            m.loop.start(1.0, now=False)
     return m
 
 
