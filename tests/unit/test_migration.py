@@ -597,6 +597,118 @@ class AtomicMoveTests(TestCase):
         self.assertEqual(rest[-1], [b"CLUSTER", b"SYNCSLOTS", b"FINISH"])
         self.assertIs(self.state.slot_owner(4), self.other)
 
+    def test_random_writes_during_a_move_arrive_exactly(self):
+        """Random writes to every type while a move streams a couple of
+        commands a turn (big values in slices): the target's data - the records
+        and ops it was sent, applied in order to an empty server - is the
+        source's at the cut-over, key by key, TTLs included."""
+        import random
+
+        from tests.protocol.helpers import make_server, parse, request
+        self.patch(migration, "CATCH_UP", 0)
+        self.patch(migration, "SYNC_WINDOW", 2)     # two commands a turn
+        self.patch(migration, "SLICE_BYTES", 64)
+        self.patch(migration, "LOAD_KEYS", 2)
+        self.patch(migration, "CHUNK_ELEMENTS", 4)
+        rnd = random.Random(7)
+        keys = self.keys_in(3, 15) + self.keys_in(4, 15)
+        kinds = {}
+        writer = connect(self.server, ("127.0.0.1", 40009))
+
+        def write(*argv):
+            exchange(*writer, request(*argv))
+
+        for i, key in enumerate(keys):
+            kinds[key] = i % 5
+            write(*[("SET", key, "v%d" % i),
+                    ("HSET", key, *[x for j in range(9) for x in
+                                    ("f%d" % j, "x")]),
+                    ("RPUSH", key, *["e%d" % j for j in range(9)]),
+                    ("SADD", key, *["m%d" % j for j in range(7)]),
+                    ("ZADD", key, *[x for j in range(6) for x in
+                                    (str(j), "z%d" % j)])][i % 5])
+            if i % 3 == 0:
+                write("PEXPIRE", key, 100000 + i)
+
+        def random_write():
+            key = rnd.choice(keys)
+            n = rnd.randrange(100)
+            write(*[("APPEND", key, "+%d" % n), ("HSET", key, "f%d" % n, n),
+                    ("LPUSH", key, "n%d" % n), ("SADD", key, "s%d" % n),
+                    ("ZINCRBY", key, n, "z%d" % (n % 8))][kinds[key]])
+            if n < 8:
+                write("DEL", key)
+                kinds[key] = 0
+            elif n < 14:
+                write("SET", key, "fresh%d" % n, "EX", 500)
+                kinds[key] = 0
+            elif n < 18:
+                write("PERSIST", key)
+
+        self.call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", "3", "4", "NODE",
+                  self.other_id)
+        target = Target(self)
+        copy, _ = make_server(now=self.server.clock.seconds())
+        copy_client = connect(copy)
+
+        def run(*argv):
+            return parse(exchange(*copy_client, request(*argv)))
+
+        ran = []        # the RUN commands: big values' slices, then ops
+
+        def apply(cmds):
+            for argv in cmds:
+                if argv[:2] != [b"CLUSTER", b"SYNCSLOTS"]:
+                    continue
+                if argv[2] == b"LOAD":
+                    for key, ttl, payload, raw in \
+                            migration.unpack_load(argv[3]):
+                        if ttl < 0:
+                            run("DEL", key)
+                        elif raw:
+                            run("SET", key, payload,
+                                *(("PX", ttl) if ttl else ()))
+                        else:
+                            run("RESTORE", key, ttl, payload, "REPLACE")
+                elif argv[2] == b"RUN":
+                    reply = run(*argv[3:])
+                    self.assertFalse(isinstance(reply, str), (argv, reply))
+                    ran.append(argv[3])
+
+        def content(call, key):
+            kind = call("TYPE", key)
+            read = {"string": ("GET",), "hash": ("HGETALL",),
+                    "list": ("LRANGE", 0, -1), "set": ("SMEMBERS",),
+                    "zset": ("ZRANGE", 0, -1, "WITHSCORES")}.get(
+                        kind if isinstance(kind, str) else kind.decode())
+            value = call(*read[:1], key, *read[1:]) if read else None
+            if kind in (b"set", "set", b"hash", "hash"):
+                value = sorted(value)
+            return kind, value, call("PTTL", key)
+
+        def source(*argv):
+            return parse(exchange(self.proto, self.transport,
+                                  request(*argv)))
+
+        for _ in range(500):
+            for _ in range(rnd.randrange(5)):
+                random_write()
+            self.clock.advance(0)
+            got = target.commands()
+            apply(got)
+            if [b"CLUSTER", b"SYNCSLOTS", b"FINISH"] in got:
+                break
+            target.answer(b"+OK\r\n" * len(got))
+        else:
+            self.fail("the move never finished")
+        for key in keys:
+            self.assertEqual(content(run, key), content(source, key), key)
+        self.assertGreater(copy.keyspace.count, 10)
+        # Slices of big values, and writes made during the move, went.
+        self.assertIn(b"HSET", ran)
+        self.assertGreater(len([c for c in ran if c in (
+            b"APPEND", b"LPUSH", b"ZINCRBY", b"DEL", b"SET")]), 20)
+
     def test_target_runs_ops_as_a_replica(self):
         """A staged key past its deadline is not expired by an op the
         source sent: it goes when the source's DEL comes."""
