@@ -975,7 +975,7 @@ def migrations_of(server) -> Migrations:
 SYNC_WINDOW = 2000           # commands in flight to the target, at most
 SYNC_BYTES = 8 << 20         # bytes in flight to the target, at most
 PAUSE_LIMIT = 5.0            # seconds writes may wait at the cut-over
-CATCH_UP = 64                # changed keys left before pausing writes
+CATCH_UP = 64                # writes left to send before pausing writes
 DELETE_SLICE = 1000          # keys the source deletes per reactor turn
 LOAD_KEYS = 256              # keys per snapshot step (at least a slot)
 
@@ -1109,8 +1109,6 @@ class SlotExport:
         self.outstanding = 0
         self.outstanding_bytes = 0
         self.keys_done = 0                # keys of finished snapshots
-        self.ops_sent = 0
-        self.keys_total = self._count_in(self.slots)
         self.ranges_text = format_ranges(self.slots).encode()
         self.bytes_sent = 0
         self.paused_at = None
@@ -1124,15 +1122,6 @@ class SlotExport:
     @property
     def active(self) -> bool:
         return self.state not in ("success", "failed", "canceled")
-
-    def _count_in(self, slots) -> int:
-        """Keys of these slots in every database (GETSLOTMIGRATIONS is
-        polled during a move: this is a len() per slot and database)."""
-        total = 0
-        for ks in self.server.dbs:
-            tables = ks.slots
-            total += sum([len(tables[s]) for s in slots])
-        return total
 
     @property
     def keys_sent(self) -> int:
@@ -1356,7 +1345,6 @@ class SlotExport:
                 db, argv = self.ops.popleft()
                 batch += self._in_db(db, [b"CLUSTER", b"SYNCSLOTS", b"RUN",
                                           *argv])
-                self.ops_sent += 1
                 size += sum(len(a) for a in argv)
                 continue
             break
