@@ -33,15 +33,11 @@ or failed by an exception of the function, which stops the job;
 """
 from __future__ import annotations
 
-import math
 import weakref
 
 from twisted.internet.defer import Deferred
 from twisted.python import reflect
 from twisted.python.failure import Failure
-
-# Every aligned grid is PHASE + k * interval (seconds of the clock).
-PHASE = 0.0
 
 # Grid instants are whole microseconds (exact integers, so jobs of
 # different intervals meet exactly).  The driver's call is set SLACK us
@@ -52,11 +48,9 @@ _US = 1_000_000
 _SLACK = 1000
 
 
-def anchor(when: float, interval: float, phase: float = PHASE) -> float:
-    """The point of the grid phase + k * interval at or before ``when``."""
-    if interval <= 0:
-        return when
-    return math.floor((when - phase) / interval) * interval + phase
+def _clock_us(clock) -> int:
+    """The clock's time in us, as the grid counts it (SLACK ahead)."""
+    return int(clock.seconds() * _US) + _SLACK
 
 
 class CronDriver:
@@ -99,7 +93,7 @@ class CronDriver:
         self.call = None
         self._firing = True
         try:
-            now = int(self.clock.seconds() * _US) + _SLACK
+            now = _clock_us(self.clock)
             ran = [job for job in self.jobs
                    if job.next is not None and job.next <= now]
             for job in ran:
@@ -107,7 +101,7 @@ class CronDriver:
                     job.next = None     # not due again while it runs
                     job._run()
             if ran:
-                later = int(self.clock.seconds() * _US) + _SLACK
+                later = _clock_us(self.clock)
                 for job in ran:
                     if job.running and job.next is None and not job.waiting:
                         job.next = job.grid_after(later)
@@ -137,7 +131,6 @@ class AlignedLoopingCall:
         self.clock = None
         self.running = False
         self.interval = None
-        self.starttime = None
         self.next = None            # the grid instant it is due (us)
         self.waiting = False        # for the Deferred the function returned
         self._deferred = None
@@ -154,12 +147,11 @@ class AlignedLoopingCall:
         self.interval = interval
         self._step = round(interval * _US)
         deferred = self._deferred = Deferred()
-        self.starttime = anchor(self.clock.seconds(), interval)
         self.next = None
         if now:
             self._run()
         if self.running and self.next is None and not self.waiting:
-            self.next = self.grid_after(self._now())
+            self.next = self.grid_after(_clock_us(self.clock))
         if self.running:
             driver(self.clock).add(self)
         return deferred
@@ -177,7 +169,7 @@ class AlignedLoopingCall:
         """Skip the next call: due at the grid's next instant from now."""
         assert self.running, "Tried to reset a job that was not running."
         if not self.waiting:
-            self.next = self.grid_after(self._now())
+            self.next = self.grid_after(_clock_us(self.clock))
             driver(self.clock).schedule()
 
     @property
@@ -191,9 +183,6 @@ class AlignedLoopingCall:
         if step <= 0:
             return now_us
         return (now_us // step + 1) * step
-
-    def _now(self) -> int:
-        return int(self.clock.seconds() * _US) + _SLACK
 
     def _run(self):
         try:
@@ -209,7 +198,7 @@ class AlignedLoopingCall:
     def _resumed(self, _):
         self.waiting = False
         if self.running:
-            self.next = self.grid_after(self._now())
+            self.next = self.grid_after(_clock_us(self.clock))
             driver(self.clock).schedule()
         elif self._deferred is not None:
             deferred, self._deferred = self._deferred, None

@@ -8,15 +8,24 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import TestCase
 
-from rcluster.timers import AlignedLoopingCall, anchor, driver, periodic
+from rcluster.timers import AlignedLoopingCall, driver, periodic
 
 
-class AnchorTests(TestCase):
+class GridTests(TestCase):
     def test_grid_points(self):
-        self.assertEqual(anchor(0.0, 0.1), 0.0)
-        self.assertAlmostEqual(anchor(0.37, 0.1), 0.3)
-        self.assertEqual(anchor(12.5, 1.0), 12.0)
-        self.assertEqual(anchor(5.0, 0), 5.0)      # interval 0: unchanged
+        # The next instant of a job's grid (multiples of its interval since
+        # the epoch, in us) after a time.
+        def after(interval, now_us):
+            job = periodic(lambda: None, Clock())
+            job.start(interval, now=False)
+            try:
+                return job.grid_after(now_us)
+            finally:
+                job.stop()
+        self.assertEqual(after(0.1, 0), 100_000)
+        self.assertEqual(after(0.1, 370_000), 400_000)
+        self.assertEqual(after(1.0, 12_500_000), 13_000_000)
+        self.assertEqual(after(0, 5_000_000), 5_000_000)   # interval 0
 
 
 class AlignedLoopingCallTests(TestCase):
