@@ -362,13 +362,19 @@ def intset_encode(values) -> bytes:
 
 # -- value encoders -----------------------------------------------------------
 
+def compresses(settings) -> bool:
+    """Whether strings are LZF-compressed (rdbcompression)."""
+    return bool(getattr(settings if settings is not None else DEFAULTS,
+                        "rdbcompression", True))
+
+
 class Encoder:
     """Encoding context: settings and the string encoder."""
     __slots__ = ("settings", "compress")
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else DEFAULTS
-        self.compress = bool(getattr(self.settings, "rdbcompression", True))
+        self.compress = compresses(self.settings)
 
     def string(self, s) -> bytes:
         return encode_string(s, self.compress)
@@ -538,8 +544,8 @@ def dump_payload(value, settings=None) -> bytes:
     if value.__class__ is bytes:
         # The common case (every key of a MIGRATE of strings), without
         # building an Encoder.
-        compress = settings is None or bool(settings.rdbcompression)
-        data = _STRING_TYPE + encode_string(value, compress) + _VERSION_LE
+        data = _STRING_TYPE + encode_string(value, compresses(settings)) + \
+            _VERSION_LE
     else:
         rdb_type, body = encode_value(value, Encoder(settings))
         data = bytes((rdb_type,)) + body + _VERSION_LE
