@@ -43,6 +43,19 @@ def splits(data: bytes):
     yield [data[i:i + 1] for i in range(len(data))]
 
 
+def mutated(rng, sample: bytes, pieces) -> bytes:
+    """sample with one to three random bytes replaced, or pieces (one of
+    ``pieces``) inserted."""
+    data = bytearray(sample)
+    for _ in range(rng.randrange(1, 4)):
+        pos = rng.randrange(len(data))
+        if rng.randrange(2):
+            data[pos] = rng.randrange(256)
+        else:
+            data[pos:pos] = rng.choice(pieces)
+    return bytes(data)
+
+
 def exact_only():
     """A parser that never uses hiredis (unauthenticated clients don't)."""
     parser = RequestParser()
@@ -225,15 +238,8 @@ class DifferentialFuzzTests(TestCase):
         rng = random.Random(11)
         checked = 0
         for _ in range(3000):
-            data = bytearray(self.SAMPLE)
-            for _ in range(rng.randrange(1, 4)):
-                pos = rng.randrange(len(data))
-                if rng.randrange(2):
-                    data[pos] = rng.randrange(256)
-                else:
-                    data[pos:pos] = rng.choice(
-                        [b"*", b"$", b"\r\n", b"-1", b"0", b"\x00", b"*200\r\n"])
-            data = bytes(data)
+            data = mutated(rng, self.SAMPLE, [b"*", b"$", b"\r\n", b"-1", b"0",
+                                              b"\x00", b"*200\r\n"])
             if self.LENIENT & set(data):
                 continue
             whole = parse([data])
@@ -293,15 +299,8 @@ class BigRequestTests(TestCase):
         rng = random.Random(5)
         sample = request(*self.big(150)) + request(b"GET", b"k")
         for _ in range(300):
-            data = bytearray(sample)
-            for _ in range(rng.randrange(1, 4)):
-                pos = rng.randrange(len(data))
-                if rng.randrange(2):
-                    data[pos] = rng.randrange(256)
-                else:
-                    data[pos:pos] = rng.choice(
-                        [b"*", b"$", b"\r\n", b"-1", b"0", b"+", b"*200\r\n"])
-            data = bytes(data)
+            data = mutated(rng, sample, [b"*", b"$", b"\r\n", b"-1", b"0", b"+",
+                                         b"*200\r\n"])
             self.assertEqual(parse([data]),
                              parse([data[i:i + 1] for i in range(len(data))]),
                              data)

@@ -72,6 +72,16 @@ class MigrateTests(ServerTestCase):
                 break
         return out
 
+    def cached_link(self):
+        """A MIGRATE done: its target connection is cached (returned)."""
+        self.call("SET", "k", "v")
+        self.migrate("k", 0, 1000)
+        target = Target(self)
+        self.pump(target)
+        target.answer(b"+OK\r\n+OK\r\n")
+        self.pending((self.proto, self.transport))
+        return target
+
     # -- argument checks (Redis's texts) -----------------------------------
     def test_argument_errors(self):
         self.assertEqual(self.call("MIGRATE", "h", 1, "k", 0),
@@ -192,12 +202,7 @@ class MigrateTests(ServerTestCase):
         self.assertTrue(target.transport.disconnecting)
 
     def test_broken_cached_link_retried_once(self):
-        self.call("SET", "k", "v")
-        self.migrate("k", 0, 1000)
-        first = Target(self)
-        self.pump(first)
-        first.answer(b"+OK\r\n+OK\r\n")
-        self.pending((self.proto, self.transport))
+        first = self.cached_link()
         self.call("SET", "k", "v2")
         self.migrate("k", 0, 1000)
         self.pump(first)
@@ -225,12 +230,7 @@ class MigrateTests(ServerTestCase):
         """Every command in flight on the dead link reports the loss: the
         job retries once, not once per command (Redis retries a MIGRATE
         of any number of keys)."""
-        self.call("SET", "k", "v")
-        self.migrate("k", 0, 1000)
-        first = Target(self)
-        self.pump(first)
-        first.answer(b"+OK\r\n+OK\r\n")
-        self.pending((self.proto, self.transport))
+        first = self.cached_link()
         self.call("MSET", "a{t}", "1", "b{t}", "2", "c{t}", "3")
         self.migrate("", 0, 1000, "KEYS", "a{t}", "b{t}", "c{t}")
         self.assertEqual(len(self.pump(first)), 3)
