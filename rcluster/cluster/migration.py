@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 import struct
 from collections import deque
+from itertools import islice
 
 import hiredis
 from twisted.internet import protocol
@@ -274,11 +275,17 @@ def key_commands(key, value, ttl, replace, restore_cmd, settings):
     # A big collection: the first slice as RESTORE (no TTL: it is set at
     # the end, so the key can't expire half-built), then the rest.
     if isinstance(value, dict):
-        items = list(value.items())
-        first = dict(items[:n])
+        # A private copy (C-level, no tuples made: a third of the time of
+        # listing the items, the one step of a big hash that can't be
+        # sliced), read a slice at a time.
+        items = iter(value.copy().items())
+        first = dict(islice(items, n))
 
         def rest():
-            for part in _chunks(items[n:], n):
+            while True:
+                part = list(islice(items, n))
+                if not part:
+                    return
                 args = [b"HSET", key]
                 for f, v in part:
                     args += (f, v)
