@@ -36,7 +36,6 @@ class Databases:
             if first.lfu is not None:
                 lfu = first.lfu
                 ks.lfu = lfu.__class__(ks, lfu.log_factor, lfu.decay_time)
-                ks.access = {}
             if self.on_made is not None:
                 self.on_made(ks)
         return ks

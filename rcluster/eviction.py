@@ -28,9 +28,10 @@ commands then find room (and take the fast path), instead of each
 paying one round.  The estimate is never left over maxmemory by more
 than the last command's own writes, as in Redis.
 
-Access metadata is ``Keyspace.access``: key -> last access time in ms (LRU;
-the ``now`` int object is shared by every key touched in a batch, so it
-costs a dict entry per key and one store per access), or under an LFU
+Access metadata is the value of a key's entry in its slot dict
+(``Keyspace.slots``), an entry the key has anyway: the last access time
+in ms (LRU; the ``now`` int object is shared by every key touched in the
+same ms, see client.py), or under an LFU
 policy the packed ``(minutes << 8) | counter`` of Redis's LFU, updated
 with Redis's formulas (``LFU``).  Creating a key always records it; reads
 and overwrites only while ``Keyspace.track`` is on: under an LRU/LFU
@@ -53,10 +54,12 @@ from __future__ import annotations
 
 import heapq
 import random
-from itertools import chain, islice, repeat
+from binascii import crc_hqx
+from itertools import chain, islice
 from operator import itemgetter
 from time import perf_counter
 
+from rcluster.cluster.keyslot import keyslot
 from rcluster.logs import logger
 from rcluster.memory import (STARTUP, abort_client, client_buffers,
                              client_memory, keyspaces)
@@ -163,6 +166,14 @@ class LFU:
         return (self.minutes() << 8) | freq
 
 
+def _reset_metas(ks, meta: int):
+    """Every key's access metadata set to ``meta`` (a policy change
+    between LRU and LFU)."""
+    for table in ks.slots:
+        if table:
+            table.update(dict.fromkeys(table, meta))
+
+
 def time_limit_us(tenacity: int) -> float:
     """evictionTimeLimitUs."""
     if tenacity <= 10:
@@ -174,14 +185,14 @@ def time_limit_us(tenacity: int) -> float:
 
 # -- sampling -----------------------------------------------------------------
 
-def sample_keys(ks, count: int, rand=random.random) -> list:
-    """Up to ``count`` random keys: Redis's dictGetSomeKeys, with the hash
-    slots as buckets: from a random slot on, the keys of consecutive
-    slots (a random run of a big one), one lap at most.  One or two
-    random numbers per call."""
-    out = []
+def sample_keys(ks, count: int, rand=random.random) -> tuple:
+    """Up to ``count`` random keys and their access metadata, as two
+    lists: Redis's dictGetSomeKeys, with the hash slots as buckets: from a
+    random slot on, the keys of consecutive slots (a random run of a big
+    one), one lap at most.  One or two random numbers per call."""
+    keys, metas = [], []
     if not ks.count:
-        return out
+        return keys, metas
     slots = ks.slots
     slot = int(rand() * SLOTS)
     # Empty slots are skipped in C (filter), in windows of the slots that
@@ -194,37 +205,42 @@ def sample_keys(ks, count: int, rand=random.random) -> list:
         if end > SLOTS:
             part += slots[:end - SLOTS]
         for table in filter(None, part):
-            want = count - len(out)
+            want = count - len(keys)
             if len(table) <= want:
-                out.extend(table)
+                keys += table
+                metas += table.values()
             else:
                 first = int(rand() * (len(table) - want + 1))
-                out.extend(islice(table, first, first + want))
-            if len(out) >= count:
-                return out
+                keys += islice(table, first, first + want)
+                metas += islice(table.values(), first, first + want)
+            if len(keys) >= count:
+                return keys, metas
         walked += span
         slot = end & 16383
         span = min(2 * span, SLOTS - walked)
-    return out
+    return keys, metas
 
 
-def sample_many(ks, count: int, rand=random.random) -> list:
-    """About ``count`` random keys for a batch of evictions: runs of
-    consecutive slots holding about ``RUN`` keys each (whole slots), from
-    random slots - sample_keys's contiguous buckets, many times over,
-    each run gathered in C.  A key may come twice."""
+def sample_many(ks, count: int, rand=random.random) -> tuple:
+    """About ``count`` random keys and their access metadata (two lists)
+    for a batch of evictions: runs of consecutive slots holding about
+    ``RUN`` keys each (whole slots), from random slots - sample_keys's
+    contiguous buckets, many times over, each run gathered in C.  A key
+    may come twice."""
     if count <= RUN:
         return sample_keys(ks, count, rand)
     n = ks.count
     slots = ks.slots
     if n <= count:
-        return list(chain.from_iterable(filter(None, slots)))
+        part = list(filter(None, slots))
+        return (list(chain.from_iterable(part)),
+                list(chain.from_iterable(map(dict.values, part))))
     span = RUN * SLOTS // n + 1
-    out = []
+    keys, metas = [], []
     for _ in range(4):
         # The runs still wanted (at span * n / SLOTS keys a run on
         # average), gathered at once (in C).
-        runs = -(-(count - len(out)) * SLOTS // (span * n))
+        runs = -(-(count - len(keys)) * SLOTS // (span * n))
         part = []
         for _ in range(runs):
             start = int(rand() * SLOTS)
@@ -235,14 +251,19 @@ def sample_many(ks, count: int, rand=random.random) -> list:
         if sum(map(len, part)) > 4 * RUN * runs:
             # Big slots (hash tags): a window in each run instead.
             for _ in range(runs):
-                out.extend(sample_keys(ks, RUN, rand))
+                more_keys, more_metas = sample_keys(ks, RUN, rand)
+                keys += more_keys
+                metas += more_metas
         else:
-            out.extend(chain.from_iterable(part))
-        if len(out) >= count:
-            return out
+            # The slot dicts are small: their keys and metadata are read
+            # in C from a few cache lines each, no lookup in a big dict.
+            keys += chain.from_iterable(part)
+            metas += chain.from_iterable(map(dict.values, part))
+        if len(keys) >= count:
+            return keys, metas
     # Keys gathered in few slots (hash tags): walk to them.
-    out.extend(sample_keys(ks, count - len(out), rand))
-    return out
+    more_keys, more_metas = sample_keys(ks, count - len(keys), rand)
+    return keys + more_keys, metas + more_metas
 
 
 def sample_volatile(ks, count: int, rand=random.random) -> list:
@@ -337,13 +358,12 @@ class Evictor:
             if lfu:
                 if ks.lfu is None:
                     ks.lfu = LFU(ks)
-                    init = ks.lfu.new()
-                    ks.access = dict.fromkeys(ks.access, init)
+                    _reset_metas(ks, ks.lfu.new())
                 ks.lfu.log_factor = settings.lfu_log_factor
                 ks.lfu.decay_time = settings.lfu_decay_time
             elif ks.lfu is not None:
                 ks.lfu = None
-                ks.access = dict.fromkeys(ks.access, ks.now)
+                _reset_metas(ks, ks.now)
         self.lfu_mode = lfu
         self.arm(refresh)
 
@@ -615,14 +635,15 @@ class Evictor:
                 expires = ks.expires
                 return [c for c in candidates if c[1] in expires]
             return candidates
-        # Every live key has access metadata (keyspace.py), which goes
-        # with the key; one without counts as unchanged.
-        get = ks.access.get
+        # A key's access metadata is in its slot dict (keyspace.py); a
+        # key gone since counts as unchanged (evict_keys skips it).
+        metas = _metas(ks, [c[1] for c in candidates], None)
         if self.volatile:
             expires = ks.expires
-            return [c for c in candidates
-                    if get(c[1], c[3]) == c[3] and c[1] in expires]
-        return [c for c in candidates if get(c[1], c[3]) == c[3]]
+            return [c for c, m in zip(candidates, metas)
+                    if (m is None or m == c[3]) and c[1] in expires]
+        return [c for c, m in zip(candidates, metas)
+                if m is None or m == c[3]]
 
     # -- victims -------------------------------------------------------------
     def batch(self, to_free: int) -> list:
@@ -654,7 +675,7 @@ class Evictor:
         if self.kind == "random":
             ks = random.choice(dbs)
             keys = sample_volatile(ks, n) if volatile else \
-                sample_many(ks, n)
+                sample_many(ks, n)[0]
             return [(0, key, ks, None) for key in keys]
         samples = n * self.server.settings.maxmemory_samples
         for ks in dbs:
@@ -667,15 +688,20 @@ class Evictor:
                  keep: int = POOL_SIZE):
         """evictionPoolPopulate: score ``samples`` sampled keys into the
         pool, which keeps its ``keep`` best, best first."""
-        keys = sample_volatile(ks, samples) if volatile else \
-            sample_many(ks, samples)
+        if volatile:
+            keys = sample_volatile(ks, samples)
+            metas = None if self.kind == "ttl" else \
+                _metas(ks, keys, ks.now if self.kind == "lru" else None)
+        else:
+            keys, metas = sample_many(ks, samples)
         pool = self.pool
-        pool += self._scored(ks, keys, keep)
+        pool += self._scored(ks, keys, metas, keep)
         pool.sort(key=_SCORE, reverse=True)
         del pool[keep:]
 
-    def _scored(self, ks, keys, keep: int) -> list:
-        """The ``keep`` best of keys as (score, key, ks, metadata): the
+    def _scored(self, ks, keys, metas, keep: int) -> list:
+        """The ``keep`` best of keys (``metas``: their access metadata) as
+        (score, key, ks, metadata): the
         higher the score, the better a victim.  LRU: minus the last access
         time (the idle time, ranked the same at any instant); LFU: 255 -
         the decayed counter; volatile-ttl: minus the deadline.  The
@@ -685,7 +711,7 @@ class Evictor:
         if kind == "lru":
             # The keep-th oldest found by a sort of plain ints (fast);
             # tuples only for the kept ones.
-            times = _metadata(ks.access, keys, ks.now)
+            times = metas
             if len(times) <= keep:
                 return [(-t, k, ks, t) for t, k in zip(times, keys)]
             ranked = sorted(times)
@@ -699,24 +725,18 @@ class Evictor:
                             if t == cut), keep - len(best))
             return best
         if kind == "lfu":
-            metas = _metadata(ks.access, keys, None)
             return [(255 - c, k, ks, a) for c, k, a in
                     zip(ks.lfu.decayed_many(metas), keys, metas)]
         get = ks.expires.get      # volatile-ttl: the soonest deadline first
         return [(-(w := get(k)), k, ks, w) for k in keys]
 
 
-def _metadata(access: dict, keys: list, default) -> tuple:
-    """The access metadata of keys (``default`` for a key without: for
-    LRU, just used).  Sampled keys are all over memory: an itemgetter
-    looks them up in a tight C loop, where the CPU overlaps the cache
-    misses (about twice as fast as map(access.get) on a big keyspace)."""
-    if len(keys) > 1:
-        try:
-            return itemgetter(*keys)(access)
-        except KeyError:
-            pass
-    return tuple(map(access.get, keys, repeat(default)))
+def _metas(ks, keys: list, default) -> list:
+    """The access metadata of keys, from their slot dicts (``default``
+    for a key gone)."""
+    slots = ks.slots
+    return [slots[keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383]
+            .get(key, default) for key in keys]
 
 
 _SCORE = itemgetter(0)
@@ -725,7 +745,7 @@ _SCORE = itemgetter(0)
 # -- OBJECT IDLETIME / FREQ, RESTORE IDLETIME / FREQ ----------------------
 
 def idle_ms(ks, key: bytes) -> int:
-    when = ks.access.get(key)
+    when = ks.meta(key)
     return 0 if when is None else max(ks.now - when, 0)
 
 
@@ -733,13 +753,13 @@ def frequency(ks, key: bytes) -> int:
     lfu = ks.lfu
     if lfu is None:
         return LFU_INIT_VAL
-    return lfu.decayed(ks.access.get(key))
+    return lfu.decayed(ks.meta(key))
 
 
 def set_access(ks, key: bytes, idle_seconds=None, freq=None):
     """objectSetLRUOrLFU: RESTORE's IDLETIME (under LRU) / FREQ (LFU)."""
     if ks.lfu is not None:
         if freq is not None:
-            ks.access[key] = ks.lfu.packed(freq)
+            ks.set_meta(key, ks.lfu.packed(freq))
     elif idle_seconds is not None:
-        ks.access[key] = ks.now - idle_seconds * 1000
+        ks.set_meta(key, ks.now - idle_seconds * 1000)

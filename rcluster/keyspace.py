@@ -1,9 +1,12 @@
 """The keyspace (db 0): values, expiries, and the per-slot key index.
 
-Keys live in one dict per hash slot, so the per-slot index *is* the
-storage: counting or listing the keys of a slot (CLUSTER COUNTKEYSINSLOT,
-GETKEYSINSLOT, resharding) costs O(keys in that slot), and keeping it up to
-date costs nothing extra per write.
+Values live in one dict (``values``: key -> value).  Each key is also in
+the dict of its hash slot (``slots[slot]``: key -> access metadata), so
+counting or listing the keys of a slot (CLUSTER COUNTKEYSINSLOT,
+GETKEYSINSLOT, resharding) costs O(keys in that slot).  The slot dict's
+entry is the key's access metadata (eviction.py), which an access had to
+store somewhere anyway, so the index costs no extra store per write, and
+eviction samples keys with their metadata from a few small dicts.
 
 Values are Python objects by type: ``bytes`` or ``bytearray`` (string; a
 bytearray once a command edited it in place, see commands/common.py),
@@ -29,12 +32,17 @@ _die = random.random
 
 
 class Keyspace:
-    __slots__ = ("slots", "expires", "count", "now", "dirty", "on_expire",
+    __slots__ = ("values", "slots", "expires", "count", "now", "dirty", "on_expire",
                  "_heap", "replica_mode", "before_write", "on_new",
-                 "used", "sizes", "access", "lfu", "track", "limit",
+                 "used", "sizes", "lfu", "track", "limit",
                  "on_limit", "staged")
 
     def __init__(self):
+        self.values: dict = {}
+        # Access metadata (rcluster/eviction.py), in each key's slot dict:
+        # the ms time of the last access (LRU clock), or with ``lfu`` (an
+        # LFU policy) the packed (minutes << 8 | counter); it serves
+        # OBJECT IDLETIME / FREQ too.
         self.slots = [{} for _ in range(SLOTS)]
         self.expires: dict = {}     # key -> deadline, unix ms
         self.count = 0
@@ -65,10 +73,6 @@ class Keyspace:
         # that is not ``bytes`` (re-estimated by touch).
         self.used = 0
         self.sizes: dict = {}
-        # Access metadata (rcluster/eviction.py): key -> the ms time of
-        # the last access (LRU clock), or with ``lfu`` (an LFU policy) the
-        # packed (minutes << 8 | counter); serves OBJECT IDLETIME / FREQ.
-        self.access: dict = {}
         self.lfu = None     # an eviction.LFU when an LFU policy is set
         # Reads and overwrites record an access only with ``track`` on (an
         # LRU/LFU policy, or once OBJECT IDLETIME asked): the GET and SET
@@ -84,40 +88,47 @@ class Keyspace:
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):
         """The live value of key, or None (expiring it if it is due)."""
-        # keyslot() inlined: this is the hottest path of the server.
-        if 123 in key:     # a "{": maybe a hash tag (int test: memchr)
-            table = self.slots[keyslot(key)]
-        else:
-            table = self.slots[crc_hqx(key, 0) & 16383]
-        value = table.get(key)
-        if value is not None and self.expires:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if self.expires:
             when = self.expires.get(key)
             if when is not None and when <= self.now:
                 if self.replica_mode:
                     # 2: running our master's stream, where keys are never
                     # expired (they go with the master's DEL), as Redis.
                     return value if self.replica_mode == 2 else None
-                self._expire(key, table)
+                self._expire(key)
                 return None
-        if value is not None and self.track:
-            if self.lfu is None:
-                self.access[key] = self.now
+        if self.track:
+            # keyslot() inlined: this is the hottest path of the server.
+            if 123 in key:     # a "{": maybe a hash tag (int test: memchr)
+                table = self.slots[keyslot(key)]
             else:
-                self.lfu.touch(self.access, key)
+                table = self.slots[crc_hqx(key, 0) & 16383]
+            if self.lfu is None:
+                table[key] = self.now
+            else:
+                self.lfu.touch(table, key)
         return value
 
     def peek(self, key: bytes):
         """lookup without recording an access (Redis's LOOKUP_NOTOUCH:
         OBJECT, TYPE, TTL...)."""
-        access = self.access
-        when = access.get(key)
-        value = self.lookup(key)
-        if value is not None:
-            if when is None:
-                access.pop(key, None)
-            else:
-                access[key] = when
-        return value
+        track, self.track = self.track, False
+        try:
+            return self.lookup(key)
+        finally:
+            self.track = track
+
+    def meta(self, key: bytes):
+        """key's access metadata (None for a missing key)."""
+        return self.slots[keyslot(key)].get(key)
+
+    def set_meta(self, key: bytes, meta: int):
+        table = self.slots[keyslot(key)]
+        if key in table:
+            table[key] = meta
 
     def for_write(self, key: bytes):
         """The live value of key, about to be changed in place (or None):
@@ -156,8 +167,8 @@ class Keyspace:
             slot = crc_hqx(key, 0) & 16383
         if self.before_write is not None:
             self.before_write(slot)
-        table = self.slots[slot]
-        old = table.get(key)
+        values = self.values
+        old = values.get(key)
         if value.__class__ is bytes:
             # memory.string_cost, inlined: this is SET's path.
             size = len(value) + BYTES_HEADER
@@ -169,15 +180,13 @@ class Keyspace:
             if stored is not None:
                 self.sizes[key] = stored
             self.count += 1
-            table[key] = value
+            values[key] = value
+            self.slots[slot][key] = self.now if self.lfu is None else \
+                self.lfu.new()
             self.dirty += 1
             self.used += key_cost(key) + size
             if self.used > self.limit:
                 self.on_limit()
-            if self.lfu is None:
-                self.access[key] = self.now
-            else:
-                self.access[key] = self.lfu.new()
             if self.on_new is not None:
                 self.on_new(key)
             return
@@ -193,17 +202,19 @@ class Keyspace:
         if not keepttl and self.expires and \
                 self.expires.pop(key, None) is not None:
             self.used -= EXPIRE_COST
-        table[key] = value
+        values[key] = value
         self.dirty += 1
         if self.track and self.lfu is None:
-            self.access[key] = self.now
+            self.slots[slot][key] = self.now
 
     def add(self, key: bytes, value):
         """Store a value under a key known to be absent (fresh containers)."""
         slot = keyslot(key)
         if self.before_write is not None:
             self.before_write(slot)
-        self.slots[slot][key] = value
+        self.values[key] = value
+        self.slots[slot][key] = self.now if self.lfu is None else \
+            self.lfu.new()
         self.count += 1
         self.dirty += 1
         size = string_cost(value) if value.__class__ is bytes else \
@@ -213,7 +224,6 @@ class Keyspace:
         self.used += key_cost(key) + size
         if self.used > self.limit:
             self.on_limit()
-        self.access[key] = self.now if self.lfu is None else self.lfu.new()
         if self.on_new is not None:
             self.on_new(key)
 
@@ -232,7 +242,7 @@ class Keyspace:
         # 16, by a die (the dirty counter would starve a key always touched
         # on the same phase), which bounds the drift to a few elements while
         # sparing ZADD/LPUSH/SADD... on big values the cost.
-        value = self.slots[slot].get(key)
+        value = self.values.get(key)
         if value is not None and value.__class__ is not bytes and (
                 changes > 1 or len(value) < 128 or _die() < 0.0625):
             size = estimate(value)
@@ -257,10 +267,10 @@ class Keyspace:
         slot = keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383
         if self.before_write is not None:
             self.before_write(slot)
-        table = self.slots[slot]
-        value = table.pop(key, None)
+        value = self.values.pop(key, None)
         if value is None:
             return False
+        del self.slots[slot][key]
         self.count -= 1
         self._forget(key, value)
         if self.expires and self.expires.pop(key, None) is not None:
@@ -274,8 +284,8 @@ class Keyspace:
         Redis does); the caller does the DEL/notify bookkeeping.  Returns
         (keys removed, how many of ``keys`` were consumed).  delete and
         _forget inlined: this runs once per evicted key."""
-        slots, access, expires, sizes = \
-            self.slots, self.access, self.expires, self.sizes
+        slots, values, expires, sizes = \
+            self.slots, self.values, self.expires, self.sizes
         used = self.used
         target = used - need
         removed = []
@@ -285,9 +295,10 @@ class Keyspace:
             slot = keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383
             if self.before_write is not None:
                 self.before_write(slot)
-            value = slots[slot].pop(key, None)
+            value = values.pop(key, None)
             if value is None:
                 continue
+            del slots[slot][key]
             # key_cost + string_cost (or the stored estimate), inlined.
             if value.__class__ is bytes:
                 size = len(value) + BYTES_HEADER
@@ -298,7 +309,6 @@ class Keyspace:
             size = len(key) + BYTES_HEADER
             used -= KEY_OVERHEAD + ((size + 15) & -16 if size <= PYMALLOC_MAX
                                     else size + 16)
-            access.pop(key, None)
             if expires and expires.pop(key, None) is not None:
                 used -= EXPIRE_COST
             removed.append(key)
@@ -309,12 +319,11 @@ class Keyspace:
         return removed, consumed
 
     def _forget(self, key, value):
-        """Memory accounting and access metadata of a removed key."""
+        """Memory accounting of a removed key."""
         if value.__class__ is bytes:
             self.used -= key_cost(key) + string_cost(value)
         else:
             self.used -= key_cost(key) + self.sizes.pop(key, 0)
-        self.access.pop(key, None)
 
     def set_expire(self, key: bytes, when_ms: int):
         """Give an existing key a deadline (unix ms)."""
@@ -344,20 +353,23 @@ class Keyspace:
         if self.before_write is not None:
             self.before_write(None)
         removed = self.count
+        self.values = {}
         self.slots = [{} for _ in range(SLOTS)]
         self.expires = {}
         self._heap = []
         self.count = 0
         self.used = 0
         self.sizes = {}
-        self.access = {}
         self.dirty += removed
         return removed
 
-    def _expire(self, key, table):
+    def _expire(self, key, slot=None):
+        if slot is None:
+            slot = keyslot(key)
         if self.before_write is not None:
-            self.before_write(keyslot(key))
-        value = table.pop(key, None)
+            self.before_write(slot)
+        value = self.values.pop(key, None)
+        self.slots[slot].pop(key, None)
         self.count -= 1
         if value is not None:
             self._forget(key, value)
@@ -382,7 +394,7 @@ class Keyspace:
                 if staged and slot in staged:
                     kept.append((when, key))
                     continue
-                self._expire(key, self.slots[slot])
+                self._expire(key, slot)
                 removed += 1
         for item in kept:
             heapq.heappush(heap, item)
@@ -406,9 +418,9 @@ class Keyspace:
             self.before_write(slot)
         table = self.slots[slot]
         removed = len(table)
-        expires = self.expires
-        for key, value in table.items():
-            self._forget(key, value)
+        expires, values = self.expires, self.values
+        for key in table:
+            self._forget(key, values.pop(key))
             if expires and expires.pop(key, None) is not None:
                 self.used -= EXPIRE_COST
         self.slots[slot] = {}
@@ -423,9 +435,10 @@ class Keyspace:
                 yield from list(table)
 
     def items(self):
+        values = self.values
         for table in self.slots:
             if table:
-                yield from list(table.items())
+                yield from list(zip(table, map(values.__getitem__, table)))
 
     def scan(self, cursor: int, count: int):
         """(next cursor, keys) - the cursor is the next slot to visit.

@@ -35,8 +35,8 @@ from itertools import islice
 # factor (measured: 37-52 bytes, 42 at 1M entries).
 DICT_ENTRY = 42
 SET_ENTRY = 34
-# Per key besides its name: the slot dict entry and the access-metadata
-# dict entry (LRU clock / LFU counter, keyspace.access).
+# Per key besides its name: its entry in the values dict and in its slot
+# dict (which holds its access metadata: LRU clock / LFU counter).
 KEY_OVERHEAD = 2 * DICT_ENTRY
 # A TTL: expires entry, the deadline int (32), the heap's (when, key)
 # tuple (64) and its list slot.

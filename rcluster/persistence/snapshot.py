@@ -28,8 +28,8 @@ preserved slots (kept until their slot is written), much as a forked
 child's copy-on-write pages.
 
 FLUSHALL (``before_write(None)``) while a snapshot runs costs nothing:
-``Keyspace.flush`` puts fresh slot dicts in place, so the snapshot keeps
-the old ones (which nothing can reach or change any more) and carries on
+``Keyspace.flush`` puts a fresh values dict and slot dicts in place, so
+the snapshot keeps the old ones (which nothing can reach or change any more) and carries on
 without the hook.  The old data stays in memory until the snapshot ends,
 as a forked child would keep it.
 
@@ -105,6 +105,7 @@ class Snapshot:
         self.aux = aux
         self.functions = functions
         self.slots = None
+        self.values = None
         self.expires = None
         self.visited = bytearray(SLOTS)     # 1: the slot is serialized
         self.preserved = {}     # slot -> (dict copy, {key: expiry})
@@ -123,6 +124,7 @@ class Snapshot:
         ks = self.keyspace
         # The instant: from now on every slot is saved as it is now.
         self.slots = ks.slots
+        self.values = ks.values
         self.expires = ks.expires
         self.keys_total = ks.count
         writer = self.writer
@@ -184,7 +186,7 @@ class Snapshot:
         if not self.visited[slot] and slot not in self.preserved:
             self._preserve(slot)
         if key is not None and self.shared:
-            value = self.keyspace.slots[slot].get(key)
+            value = self.values.get(key)
             if value is not None:
                 held = self.shared.pop(id(value), None)
                 if held is not None:
@@ -195,7 +197,7 @@ class Snapshot:
         if not table:
             self.visited[slot] = 1      # nothing to save, ever
             return
-        copy = table.copy()
+        copy = dict(zip(table, map(self.values.__getitem__, table)))
         expiries = {}
         if self.expires:
             get_expire = self.expires.get
@@ -220,7 +222,9 @@ class Snapshot:
         self.visited[slot] = 1
         preserved = self.preserved.pop(slot, None)
         if preserved is None:
-            table, get_expire, done = self.slots[slot], self.expires.get, ()
+            keys = self.slots[slot]
+            table = dict(zip(keys, map(self.values.__getitem__, keys)))
+            get_expire, done = self.expires.get, ()
         else:
             table, expiries = preserved
             get_expire = expiries.get

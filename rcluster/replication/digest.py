@@ -97,8 +97,7 @@ def key_digest(keyspace, key: bytes) -> str:
 
 
 def _raw_lookup(keyspace, key: bytes):
-    from rcluster.cluster.keyslot import keyslot
-    return keyspace.slots[keyslot(key)].get(key)
+    return keyspace.values.get(key)
 
 
 def dataset_digest(keyspace) -> str:
@@ -107,12 +106,9 @@ def dataset_digest(keyspace) -> str:
         return final.hex()
     _mix(final, (0).to_bytes(4, "big"))
     expires = keyspace.expires
-    for table in keyspace.slots:
-        if not table:
-            continue
-        for key, value in table.items():
-            digest = bytearray(20)
-            _mix(digest, key)
-            object_digest(digest, value, key in expires)
-            _xor(final, bytes(digest))
+    for key, value in keyspace.items():
+        digest = bytearray(20)
+        _mix(digest, key)
+        object_digest(digest, value, key in expires)
+        _xor(final, bytes(digest))
     return final.hex()

@@ -614,7 +614,7 @@ class LoadSemanticsTests(AofTestCase):
         self.aof.load()
         ks = self.server.keyspace
         self.assertEqual(ks.expire_time(b"k"), NOW * 1000 + 1000)
-        self.assertEqual(ks.slots[ks_slot(b"k")][b"k"], b"6")
+        self.assertEqual(ks.values[b"k"], b"6")
         ks.now = self.server.now_ms()
         self.assertIsNone(ks.lookup(b"k"))
         self.assertIsNone(ks.lookup(b"old"))
@@ -654,9 +654,6 @@ class LoadSemanticsTests(AofTestCase):
         self.assertIsInstance(failures[0].value, AofLoadError)
 
 
-def ks_slot(key):
-    from rcluster.cluster.keyslot import keyslot
-    return keyslot(key)
 
 
 class StartFailureTests(AofTestCase):

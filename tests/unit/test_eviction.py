@@ -276,7 +276,7 @@ class PoolTests(EvictionTestCase):
         self.assertEqual(idle, sorted(idle, reverse=True))
         # The oldest keys (idle the longest) gather at the front.
         self.assertGreater(idle[0], 50 * 1000)
-        self.assertTrue(all(self.ks.now - self.ks.access[key] == age
+        self.assertTrue(all(self.ks.now - self.ks.meta(key) == age
                             for age, (_, key, _, _) in zip(idle, ev.pool)))
 
     def test_sampling(self):
@@ -285,15 +285,17 @@ class PoolTests(EvictionTestCase):
             if i % 2:
                 self.ks.set_expire(b"k%d" % i, 10 ** 15)
         # More asked than there are: every key once (dictGetSomeKeys).
-        keys = eviction.sample_keys(self.ks, 50)
+        keys, metas = eviction.sample_keys(self.ks, 50)
         self.assertEqual(sorted(keys), sorted(self.ks.iter_keys()))
-        keys = eviction.sample_keys(self.ks, 5)
+        self.assertEqual(metas, [self.ks.meta(k) for k in keys])
+        keys, metas = eviction.sample_keys(self.ks, 5)
         self.assertEqual(len(set(keys)), 5)
         self.assertTrue(all(k in self.ks for k in keys))
+        self.assertEqual(metas, [self.ks.meta(k) for k in keys])
         volatile = eviction.sample_volatile(self.ks, 10)
         self.assertTrue(volatile and all(k in self.ks.expires
                                          for k in volatile))
-        self.assertEqual(eviction.sample_keys(Keyspace(), 5), [])
+        self.assertEqual(eviction.sample_keys(Keyspace(), 5), ([], []))
 
 
 class TenacityTests(EvictionTestCase):
@@ -499,26 +501,31 @@ class SamplingTests(TestCase):
 
     def test_sample_many(self):
         for i in range(5000):
+            self.ks.now += i % 3        # access times that differ
             self.ks.set(b"k%d" % i, b"v")
-        keys = eviction.sample_many(self.ks, 500)
+        keys, metas = eviction.sample_many(self.ks, 500)
         self.assertGreaterEqual(len(keys), 500)
         self.assertTrue(all(k in self.ks for k in keys))
         self.assertGreater(len(set(keys)), 400)
+        # Each key with its own access metadata, in step.
+        self.assertEqual(metas, [self.ks.meta(k) for k in keys])
         # Fewer keys than asked: each once.
         small = Keyspace()
         for i in range(40):
             small.set(b"s%d" % i, b"v")
-        self.assertEqual(sorted(eviction.sample_many(small, 100)),
-                         sorted(small.iter_keys()))
+        keys, metas = eviction.sample_many(small, 100)
+        self.assertEqual(sorted(keys), sorted(small.iter_keys()))
+        self.assertEqual(metas, [small.meta(k) for k in keys])
 
     def test_hash_tagged_keys(self):
         # Every key in one slot: sampling walks to it.
         for i in range(3000):
             self.ks.set(b"{user}:%d" % i, b"v")
-        keys = eviction.sample_many(self.ks, 200)
+        keys, metas = eviction.sample_many(self.ks, 200)
         self.assertGreaterEqual(len(keys), 200)
         self.assertTrue(all(k in self.ks for k in keys))
-        self.assertEqual(len(eviction.sample_keys(self.ks, 5)), 5)
+        self.assertEqual(metas, [self.ks.meta(k) for k in keys])
+        self.assertEqual(len(eviction.sample_keys(self.ks, 5)[0]), 5)
 
     def test_sample_volatile(self):
         for i in range(300):
@@ -574,8 +581,9 @@ class EvictKeysTests(TestCase):
         self.assertEqual(consumed, 5)
         self.assertEqual(self.ks.used, self.empty)
         self.assertEqual(len(self.ks), 0)
-        self.assertEqual((self.ks.access, self.ks.sizes, self.ks.expires),
+        self.assertEqual((self.ks.values, self.ks.sizes, self.ks.expires),
                          ({}, {}, {}))
+        self.assertFalse(any(self.ks.slots))
         self.assertEqual(self.ks.dirty, dirty)     # not a write
 
     def test_stops_once_enough_is_freed(self):
@@ -604,7 +612,8 @@ class ScoringTests(TestCase):
     def scored(self, keys, keep, kind="lru"):
         evictor = Evictor.__new__(Evictor)
         evictor.kind = kind
-        return evictor._scored(self.ks, keys, keep)
+        metas = eviction._metas(self.ks, keys, self.ks.now)
+        return evictor._scored(self.ks, keys, metas, keep)
 
     def test_lru_keeps_the_oldest(self):
         keys = []
@@ -615,7 +624,7 @@ class ScoringTests(TestCase):
         best = self.scored(keys, 10)
         self.assertEqual(sorted(-score for score, _, _, _ in best),
                          list(range(1_000, 1_010)))
-        self.assertTrue(all(self.ks.access[key] == meta
+        self.assertTrue(all(self.ks.meta(key) == meta
                             for _, key, _, meta in best))
 
     def test_lru_ties(self):
@@ -625,12 +634,12 @@ class ScoringTests(TestCase):
         self.assertEqual(len(self.scored(keys, 16)), 16)
         self.assertEqual(len(self.scored(keys[:10], 16)), 10)
 
-    def test_key_without_metadata_counts_as_just_used(self):
+    def test_key_gone_counts_as_just_used(self):
         keys = [b"k%d" % i for i in range(20)]
         for key in keys:
             self.ks.set(key, b"v")
         self.ks.now = 5_000
-        del self.ks.access[b"k3"]
+        self.ks.delete(b"k3")       # gone between sampling and scoring
         best = self.scored(keys, 19)
         self.assertNotIn(b"k3", [key for _, key, _, _ in best])
 
