@@ -533,16 +533,15 @@ class Evictor:
                         if batch[i][2] is not ks:
                             stop = i
                             break
-                valid = self._still_valid(ks, batch[pos:stop])
                 before = ks.used
                 removed, consumed = self._evict_keys(
-                    ks, [c[1] for c in valid], to_free - freed)
+                    ks, [c[1] for c in batch[pos:stop]], to_free - freed)
                 freed += before - ks.used
                 got += len(removed)
                 evicted += len(removed)
                 if freed >= to_free:
                     # The candidates left become the pool, best first.
-                    self._keep(valid[consumed:] + batch[stop:])
+                    self._keep(batch[pos + consumed:])
                     break
                 pos = stop
                 if perf_counter() - start > limit:
@@ -621,36 +620,28 @@ class Evictor:
             for key in keys:
                 notify(server, EVICTED, b"evicted", key, index)
 
-    def _still_valid(self, ks, candidates: list) -> list:
-        """The candidates that still exist (under volatile-*, with their
-        TTL) and were not accessed since they were scored (a key read
-        since is no longer the best victim: Redis would evict it
-        regardless).  Existence itself is checked as they are removed."""
-        kind = self.kind
-        if kind == "ttl":
-            get = ks.expires.get
-            return [c for c in candidates if get(c[1]) == c[3]]
-        if kind == "random":
-            if self.volatile:
-                expires = ks.expires
-                return [c for c in candidates if c[1] in expires]
-            return candidates
-        # A key's access metadata is in its slot dict (keyspace.py); a
-        # key gone since counts as unchanged (evict_keys skips it).
-        metas = _metas(ks, [c[1] for c in candidates], None)
+    def _unchanged(self, candidates: list) -> list:
+        """The pool's candidates that still exist (under volatile-*, with
+        their TTL) and were not accessed since they were scored: a key
+        read since is no longer the best victim (Redis would evict it
+        regardless).  A batch's fresh candidates need no check: nothing
+        runs between their scoring and their eviction in perform, which
+        keeps what a time limit leaves for the next batch (checked here)."""
+        if self.kind == "ttl":
+            return [c for c in candidates if c[2].expires.get(c[1]) == c[3]]
+        # A key's access metadata is in its slot dict (keyspace.py).
+        kept = [c for c in candidates
+                if c[2].slots[keyslot(c[1])].get(c[1]) == c[3]]
         if self.volatile:
-            expires = ks.expires
-            return [c for c, m in zip(candidates, metas)
-                    if (m is None or m == c[3]) and c[1] in expires]
-        return [c for c, m in zip(candidates, metas)
-                if m is None or m == c[3]]
+            return [c for c in kept if c[1] in c[2].expires]
+        return kept
 
     # -- victims -------------------------------------------------------------
     def batch(self, to_free: int) -> list:
         """Candidates ``(score, key, keyspace, metadata)``, best victim
         first, for about as many evictions as ``to_free`` bytes take (at
-        the average key size, at most BATCH_MAX).  Each is checked
-        (``_valid``) when its turn comes.
+        the average key size, at most BATCH_MAX).  The pool's candidates
+        left from before are checked first (``_unchanged``).
 
         Redis evicts one key per round: maxmemory-samples keys sampled
         into the pool of 16, the best goes.  A batch of n does the same
@@ -678,6 +669,8 @@ class Evictor:
                 sample_many(ks, n)[0]
             return [(0, key, ks, None) for key in keys]
         samples = n * self.server.settings.maxmemory_samples
+        if self.pool:
+            self.pool = self._unchanged(self.pool)
         for ks in dbs:
             self.populate(ks, samples, volatile, n + POOL_SIZE)
         batch = self.pool

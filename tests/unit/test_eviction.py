@@ -279,6 +279,29 @@ class PoolTests(EvictionTestCase):
         self.assertTrue(all(self.ks.now - self.ks.meta(key) == age
                             for age, (_, key, _, _) in zip(idle, ev.pool)))
 
+    def test_pool_drops_keys_read_or_deleted_since(self):
+        # The pool's leftovers are checked when the next batch starts: a
+        # key read since it was scored is no longer the best victim, a
+        # deleted one is gone; the others stay candidates.
+        self.server.settings.maxmemory = 0
+        self.server.evictor.configure()
+        for i in range(100):
+            self.ks.now = 1_000_000 + i * 1000
+            self.ks.set(b"k%03d" % i, b"v")
+        ev = self.server.evictor
+        for _ in range(40):
+            ev.populate(self.ks, 5, False)
+        read, deleted = ev.pool[0][1], ev.pool[-1][1]
+        # (Sampling may have put a key in the pool twice.)
+        kept = [c[1] for c in ev.pool if c[1] not in (read, deleted)]
+        self.ks.now += 1000
+        self.ks.lookup(read)
+        self.ks.delete(deleted)
+        self.assertEqual([c[1] for c in ev._unchanged(ev.pool)], kept)
+        batch = [c[1] for c in ev.batch(1)]
+        self.assertNotIn(read, batch)
+        self.assertNotIn(deleted, batch)
+
     def test_sampling(self):
         for i in range(20):
             self.ks.set(b"k%d" % i, b"v")
