@@ -261,7 +261,8 @@ class VolatileTTLTests(VolatileTests):
 class PoolTests(EvictionTestCase):
     policy = "allkeys-lru"
 
-    def test_pool_keeps_the_best_sixteen(self):
+    def populated(self):
+        """The evictor, its pool filled from 100 keys a second apart."""
         self.server.settings.maxmemory = 0
         self.server.evictor.configure()
         for i in range(100):
@@ -270,6 +271,10 @@ class PoolTests(EvictionTestCase):
         ev = self.server.evictor
         for _ in range(40):
             ev.populate(self.ks, 5, False)
+        return ev
+
+    def test_pool_keeps_the_best_sixteen(self):
+        ev = self.populated()
         self.assertLessEqual(len(ev.pool), eviction.POOL_SIZE)
         # Best victim first; an LRU score is minus the last access time.
         idle = [self.ks.now + entry[0] for entry in ev.pool]
@@ -283,14 +288,7 @@ class PoolTests(EvictionTestCase):
         # The pool's leftovers are checked when the next batch starts: a
         # key read since it was scored is no longer the best victim, a
         # deleted one is gone; the others stay candidates.
-        self.server.settings.maxmemory = 0
-        self.server.evictor.configure()
-        for i in range(100):
-            self.ks.now = 1_000_000 + i * 1000
-            self.ks.set(b"k%03d" % i, b"v")
-        ev = self.server.evictor
-        for _ in range(40):
-            ev.populate(self.ks, 5, False)
+        ev = self.populated()
         read, deleted = ev.pool[0][1], ev.pool[-1][1]
         # (Sampling may have put a key in the pool twice.)
         kept = [c[1] for c in ev.pool if c[1] not in (read, deleted)]
