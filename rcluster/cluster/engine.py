@@ -136,7 +136,9 @@ class ClusterEngine:
         self.before_sleep()
 
     # -- deferred work --------------------------------------------------------
-    def before_sleep(self):
+    def before_sleep(self, fsync: bool = True):
+        """Act on the todo bits (``fsync=False``: a TODO_SAVE_CONFIG save
+        is not fsync'd, see done)."""
         state = self.state
         if not state.todo:
             return              # after most events: nothing to do
@@ -166,22 +168,20 @@ class ClusterEngine:
         if todo & TODO_UPDATE_STATE:
             state.update_state()
         if todo & TODO_SAVE_CONFIG:
-            self.save_config_or_die()
+            self.save_config_or_die(fsync)
         elif todo & TODO_SAVE_LAZY:
             # Written, not fsync'd: where Redis saves without FSYNC_CONFIG.
             self.save_config_or_die(fsync=False)
 
-    def save_config(self, fsync=None):
+    def save_config(self, fsync: bool = True):
         """Write and fsync nodes.conf now (``fsync=False``: no fsync);
         raises OSError on failure."""
         state = self.state
         state.todo &= ~(TODO_SAVE_CONFIG | TODO_SAVE_LAZY)
-        if fsync is None:
-            fsync = getattr(self, "_fsync", True)
         if self.config_file is not None:
             self.config_file.save(nodesconf.render(state), fsync=fsync)
 
-    def save_config_or_die(self, fsync=None):
+    def save_config_or_die(self, fsync: bool = True):
         """A node that can't persist its configuration must not go on."""
         try:
             self.save_config(fsync)
@@ -384,11 +384,7 @@ class ClusterEngine:
         ``fsync=False``: nodes.conf is written but not fsync'd, as Redis
         saves after SETSLOT (a reshard runs thousands of them)."""
         self.state.todo |= todo
-        self._fsync = fsync
-        try:
-            self.before_sleep()
-        finally:
-            self._fsync = True
+        self.before_sleep(fsync)
 
     def assign_slots(self, slots, delete: bool):
         """ADDSLOTS/DELSLOTS (and their RANGE forms), already checked."""

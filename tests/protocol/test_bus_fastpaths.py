@@ -488,6 +488,14 @@ class LazySaveTests(TestCase):
         self.assertEqual(saves, [False, True, True])
         self.assertEqual(state.todo & (TODO_SAVE_CONFIG | TODO_SAVE_LAZY), 0)
 
+    def test_command_saves(self):
+        # A command's save is fsync'd unless it says otherwise (SETSLOT,
+        # as Redis saves after it); that doesn't carry over to the next.
+        state, engine, saves = self.engine()
+        engine.done(fsync=False)
+        engine.done()
+        self.assertEqual(saves, [False, True])
+
     def test_which_events_fsync(self):
         from rcluster.cluster import receive
         from rcluster.cluster.state import TODO_SAVE_CONFIG, TODO_SAVE_LAZY
