@@ -20,6 +20,7 @@ from rcluster.commands.table import CommandError, command, container
 from rcluster.memory import link_send_buffer
 from rcluster.replication.backlog import encode_command
 from rcluster.replication.replica import SETSLOT_CAPA
+from rcluster.replication.service import replication
 from rcluster.resp.codec import OK, Map, Status, Verbatim
 
 DISABLED = "ERR This instance has cluster support disabled"
@@ -524,8 +525,8 @@ def _to_replicas(c, argv):
     replicas get it (Valkey's PROPAGATE_REPL), not the AOF; and only when
     every replica announced it takes it (a redis-server replica learns
     slots by gossip only, as in Redis 7.0)."""
-    repl = c.server.extensions.get("replication")
-    master = getattr(repl, "master", None)
+    repl = replication(c.server)
+    master = repl.master if repl is not None else None
     if master is None or master.backlog is None or not master.replicas or \
             not all(SETSLOT_CAPA in r.capa for r in master.replicas):
         return

@@ -112,6 +112,9 @@ class Master:
         self.getack_pending = False
         self.no_replicas_since = clock.seconds()
         self.last_ping = clock.seconds()
+        # REPLCONF's announcements (listening-port, ip-address, capa) by
+        # client id, until that client's PSYNC makes it a replica.
+        self.handshakes: dict = {}
         # Set by the service: start_transfer(entry, diskless) begins the
         # RDB of a full sync (the IO part); None in unit tests.
         self.start_transfer = None
@@ -251,8 +254,8 @@ class Master:
         return "OK"
 
     def _handshake_state(self, c):
-        store = self.server.extensions.setdefault("replconf", {})
-        return store.setdefault(c.id, {"port": 0, "ip": None, "capa": set()})
+        return self.handshakes.setdefault(
+            c.id, {"port": 0, "ip": None, "capa": set()})
 
     def ack(self, entry, offset: int):
         if offset > entry.ack_offset:
@@ -291,7 +294,7 @@ class Master:
         if c.out:
             return Error("ERR SYNC and PSYNC are invalid with pending "
                          "output")
-        hs = self.server.extensions.get("replconf", {}).pop(c.id, None) or \
+        hs = self.handshakes.pop(c.id, None) or \
             {"port": 0, "ip": None, "capa": set()}
         entry = ReplicaEntry(c)
         entry.port, entry.ip, entry.capa = hs["port"], hs["ip"], hs["capa"]
@@ -504,7 +507,7 @@ class Master:
         """Every second (replicationCron, master half)."""
         now = self.clock.seconds()
         self.reap()
-        handshakes = self.server.extensions.get("replconf")
+        handshakes = self.handshakes
         if handshakes:
             for cid in [cid for cid in handshakes
                         if cid not in self.server.clients]:
