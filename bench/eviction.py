@@ -7,8 +7,9 @@ Both servers run standalone with ``maxmemory`` (default 16mb) and
 then redis-benchmark runs SET with random keys over a keyspace far larger
 than fits (-r 10,000,000, 64-byte values), so nearly every SET adds a key
 and makes room by evicting one.  Prints requests/s for -c 50 with -P 1 and
--P 16, the rcluster/redis-server ratio (goal: at least 0.3), and the
-evicted_keys / used_memory each ended with.
+-P 16, the rcluster/redis-server ratio (goal: at least 0.3), the CPU
+time the VM's host stole during each server's rounds (bench/machine.py),
+and the evicted_keys / used_memory each ended with.
 
 Usage: bench/eviction.py [--requests N] [--rounds N] [--maxmemory 16mb]
 """
@@ -23,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+from machine import Steal  # noqa: E402
 from throughput import benchmark, start_pinned  # noqa: E402
 
 from tests.integration.harness import NodeProcess  # noqa: E402
@@ -58,16 +60,20 @@ def main():
         print(f"{'test':<10}{'rcluster':>14}{'redis-server':>16}{'ratio':>9}")
         for pipeline in (1, 16):
             runs = {name: [] for name in servers}
+            steal = {name: Steal() for name in servers}
             for _ in range(args.rounds):
                 # Alternated, so that a noisy moment hits both.
                 for name, node in servers.items():
+                    steal[name].start()
                     runs[name].append(benchmark(
                         node.port, None, pipeline, args.requests,
                         command=SET_RANDOM))
+                    steal[name].stop()
             rates = {name: statistics.median(r) for name, r in runs.items()}
             ratio = rates["rcluster"] / rates["redis-server"]
             label = f"SET -P{pipeline}"
-            spread = "  ".join(f"{name} {min(r):,.0f}-{max(r):,.0f}"
+            spread = "; ".join(f"{name} {min(r):,.0f}-{max(r):,.0f}, "
+                               f"{steal[name]}"
                                for name, r in runs.items())
             print(f"{label:<10}{rates['rcluster']:>14,.0f}"
                   f"{rates['redis-server']:>16,.0f}{ratio:>9.2f}"

@@ -7,7 +7,9 @@ KEYS string keys are loaded into slots 0-4095 (all on A).  Then
 --cluster-slots 4096 --cluster-yes`` moves those slots (SETSLOT + MIGRATE,
 key by key in batches of --cluster-pipeline), while a client on each end
 PINGs in a loop.  Printed: seconds, keys/s, the rcluster/redis-server
-ratio (goal >= 0.5), and the longest PING round trip on either end.
+ratio (goal >= 0.5), the longest PING round trip on either end, and
+the CPU time the VM's host stole meanwhile (bench/machine.py: a run with
+seconds of it measured the neighbours too).
 
 Then the same data moved by rcluster's atomic ``CLUSTER MIGRATESLOTS
 SLOTSRANGE 0 4095 NODE B`` (goal: >= 3x faster than redis-server's
@@ -31,6 +33,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from machine import Steal  # noqa: E402
 
 from rcluster.cluster.keyslot import keyslot  # noqa: E402
 from tests.integration.harness import NodeProcess  # noqa: E402
@@ -88,6 +93,8 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False,
             p.start()
         aid = a.cli("cluster", "myid").strip()
         bid = b.cli("cluster", "myid").strip()
+        steal = Steal()
+        steal.start()
         t0 = time.monotonic()
         if atomic:
             r.execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", 0,
@@ -111,6 +118,7 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False,
                  "--cluster-pipeline", str(pipeline)],
                 capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - t0
+        steal.stop()
         for p in pingers:
             p.stop.set()
             p.join(5)
@@ -118,7 +126,7 @@ def run(kind: str, keys: list, pipeline: int, atomic: bool = False,
             raise RuntimeError(result.stdout[-2000:] + result.stderr)
         moved = int(b.cli("dbsize"))
         assert moved == len(keys), (moved, len(keys))
-        return took, max(p.worst for p in pingers)
+        return took, max(p.worst for p in pingers), steal
     finally:
         a.cleanup()
         b.cleanup()
@@ -136,26 +144,26 @@ def main():
     keys = keys_in_first_slots(args.keys, args.slots)
     slots = args.slots
     if args.atomic_only:
-        took, stall = run("rcluster", keys, args.pipeline, atomic=True,
-                          slots=slots)
+        took, stall, steal = run("rcluster", keys, args.pipeline,
+                                 atomic=True, slots=slots)
         print(f"  rcluster MIGRATESLOTS of {len(keys)} keys: {took:.1f} s "
               f"{len(keys) / took:.0f} keys/s  longest PING "
-              f"{stall * 1000:.0f} ms")
+              f"{stall * 1000:.0f} ms  {steal}")
         return
     print(f"redis-cli --cluster reshard of {slots} slots holding "
           f"{len(keys)} keys (--cluster-pipeline {args.pipeline})")
     results = {}
     for kind in ("rcluster", "redis-server"):
-        took, stall = run(kind, keys, args.pipeline, slots=slots)
+        took, stall, steal = run(kind, keys, args.pipeline, slots=slots)
         results[kind] = took
         print(f"  {kind:<13} {took:7.1f} s  {len(keys) / took:9.0f} keys/s  "
-              f"longest PING {stall * 1000:6.0f} ms")
+              f"longest PING {stall * 1000:6.0f} ms  {steal}")
     print(f"  ratio rcluster/redis-server (keys/s): "
           f"{results['redis-server'] / results['rcluster']:.2f}x")
-    took, stall = run("rcluster", keys, args.pipeline, atomic=True,
-                      slots=slots)
+    took, stall, steal = run("rcluster", keys, args.pipeline, atomic=True,
+                             slots=slots)
     print(f"  rcluster MIGRATESLOTS {took:7.1f} s  {len(keys) / took:9.0f} "
-          f"keys/s  longest PING {stall * 1000:6.0f} ms")
+          f"keys/s  longest PING {stall * 1000:6.0f} ms  {steal}")
     print(f"  MIGRATESLOTS vs redis-server's redis-cli reshard: "
           f"{results['redis-server'] / took:.2f}x faster")
 
