@@ -36,10 +36,11 @@ import hiredis
 from twisted.internet import protocol
 
 from rcluster.blocking import BLOCKED
-from rcluster.cluster.keyslot import keyslot
+from rcluster.cluster.keyslot import SLOTS, keyslot
 from rcluster.cluster.messages import NODE_FAIL
 from rcluster.logs import logger
 from rcluster.persistence.rdb import RdbError, dump_payload
+from rcluster.persistence.snapshot import Snapshot
 from rcluster.replication.backlog import encode_command
 from rcluster.resp.codec import OK, Error, Status, new_reader
 from rcluster.resp.protocol import write_through
@@ -1034,7 +1035,6 @@ def unpack_load(blob) -> list:
 
 
 _SLICED = (dict, set, ZSet, deque)    # big ones go in slices
-SLOTS = 16384
 
 
 class _LoadWriter:
@@ -1203,7 +1203,6 @@ class SlotExport:
     def _take_snapshot(self):
         """The instant: every database's keys of the slots as they are
         now, and from now on the writes to those slots."""
-        from rcluster.persistence.snapshot import Snapshot
         marks = bytearray(b"\x01" * SLOTS)
         for slot in self.slots:
             marks[slot] = 0
