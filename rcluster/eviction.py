@@ -113,38 +113,18 @@ class LFU:
         return (self.minutes() << 8) | LFU_INIT_VAL
 
     def elapsed(self, ldt: int) -> int:
+        """LFUTimeElapsed: minutes since ldt, across the 16-bit wrap."""
         now = self.minutes()
         return now - ldt if now >= ldt else 65535 - ldt + now
 
     def decayed(self, packed) -> int:
         """LFUDecrAndReturn: the counter after the decay periods elapsed."""
-        if packed is None:
-            return LFU_INIT_VAL
-        counter = packed & 255
-        periods = self.elapsed(packed >> 8) // self.decay_time \
-            if self.decay_time else 0
-        if periods:
-            return 0 if periods > counter else counter - periods
-        return counter
+        return _decayed(packed, self.minutes(), self.decay_time)
 
     def decayed_many(self, metas) -> list:
-        """decayed for many keys (sampling): the clock read once, no call
-        per key."""
+        """decayed for many keys (sampling): the clock read once."""
         now, period = self.minutes(), self.decay_time
-        out = []
-        for packed in metas:
-            if packed is None:
-                out.append(LFU_INIT_VAL)
-                continue
-            counter = packed & 255
-            if period:
-                ldt = packed >> 8
-                periods = (now - ldt if now >= ldt else
-                           65535 - ldt + now) // period
-                if periods:
-                    counter = 0 if periods > counter else counter - periods
-            out.append(counter)
-        return out
+        return [_decayed(packed, now, period) for packed in metas]
 
     def log_incr(self, counter: int) -> int:
         if counter == 255:
@@ -164,6 +144,20 @@ class LFU:
     def packed(self, freq: int) -> int:
         """RESTORE ... FREQ n."""
         return (self.minutes() << 8) | freq
+
+
+def _decayed(packed, now: int, period: int) -> int:
+    """LFUDecrAndReturn for packed metadata (None: a key without, at
+    LFU_INIT_VAL), ``now`` in LFU minutes, ``period`` lfu-decay-time."""
+    if packed is None:
+        return LFU_INIT_VAL
+    counter = packed & 255
+    if period:
+        ldt = packed >> 8       # LFU.elapsed inlined: a call per key less
+        periods = (now - ldt if now >= ldt else 65535 - ldt + now) // period
+        if periods:
+            return 0 if periods > counter else counter - periods
+    return counter
 
 
 def _reset_metas(ks, meta: int):
@@ -630,8 +624,7 @@ class Evictor:
         if self.kind == "ttl":
             return [c for c in candidates if c[2].expires.get(c[1]) == c[3]]
         # A key's access metadata is in its slot dict (keyspace.py).
-        kept = [c for c in candidates
-                if c[2].slots[keyslot(c[1])].get(c[1]) == c[3]]
+        kept = [c for c in candidates if c[2].meta(c[1]) == c[3]]
         if self.volatile:
             return [c for c in kept if c[1] in c[2].expires]
         return kept
