@@ -32,9 +32,9 @@ _die = random.random
 
 
 class Keyspace:
-    __slots__ = ("values", "slots", "expires", "count", "now", "dirty", "on_expire",
-                 "_heap", "replica_mode", "before_write", "on_new",
-                 "used", "sizes", "lfu", "track", "limit",
+    __slots__ = ("values", "slots", "expires", "count", "now", "dirty",
+                 "on_expire", "_heap", "replica_mode", "before_write",
+                 "on_new", "used", "sizes", "lfu", "track", "limit",
                  "on_limit", "staged")
 
     def __init__(self):

@@ -169,13 +169,17 @@ class AlignedLoopingCall:
         """Skip the next call: due at the grid's next instant from now."""
         assert self.running, "Tried to reset a job that was not running."
         if not self.waiting:
-            self.next = self.grid_after(_clock_us(self.clock))
-            driver(self.clock).schedule()
+            self._due_next()
 
     @property
     def call(self):
         """Like LoopingCall.call: when the next call is due (getTime())."""
         return None if self.next is None else _Due(self.next / _US)
+
+    def _due_next(self):
+        """Due at the grid's next instant from now."""
+        self.next = self.grid_after(_clock_us(self.clock))
+        driver(self.clock).schedule()
 
     def grid_after(self, now_us: int) -> int:
         """The first instant of this job's grid after ``now_us``."""
@@ -198,8 +202,7 @@ class AlignedLoopingCall:
     def _resumed(self, _):
         self.waiting = False
         if self.running:
-            self.next = self.grid_after(_clock_us(self.clock))
-            driver(self.clock).schedule()
+            self._due_next()
         elif self._deferred is not None:
             deferred, self._deferred = self._deferred, None
             deferred.callback(self)
