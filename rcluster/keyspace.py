@@ -25,8 +25,8 @@ import random
 from binascii import crc_hqx
 
 from rcluster.cluster.keyslot import SLOTS, keyslot
-from rcluster.memory import (BYTES_HEADER, EXPIRE_COST, KEY_OVERHEAD,
-                             PYMALLOC_MAX, estimate, key_cost, string_cost)
+from rcluster.memory import (EXPIRE_COST, KEY_OVERHEAD, LONG_BYTES, SHORT,
+                             SHORT_COST, estimate, key_cost, string_cost)
 
 _die = random.random
 
@@ -171,8 +171,8 @@ class Keyspace:
         old = values.get(key)
         if value.__class__ is bytes:
             # memory.string_cost, inlined: this is SET's path.
-            size = len(value) + BYTES_HEADER
-            size = (size + 15) & -16 if size <= PYMALLOC_MAX else size + 16
+            n = len(value)
+            size = SHORT_COST[n] if n < SHORT else n + LONG_BYTES
             stored = None
         else:
             size = stored = estimate(value)
@@ -184,7 +184,9 @@ class Keyspace:
             self.slots[slot][key] = self.now if self.lfu is None else \
                 self.lfu.new()
             self.dirty += 1
-            self.used += key_cost(key) + size
+            n = len(key)        # memory.key_cost, inlined
+            self.used += size + KEY_OVERHEAD + (
+                SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
             if self.used > self.limit:
                 self.on_limit()
             if self.on_new is not None:
@@ -301,14 +303,13 @@ class Keyspace:
             del slots[slot][key]
             # key_cost + string_cost (or the stored estimate), inlined.
             if value.__class__ is bytes:
-                size = len(value) + BYTES_HEADER
-                used -= (size + 15) & -16 if size <= PYMALLOC_MAX \
-                    else size + 16
+                n = len(value)
+                used -= SHORT_COST[n] if n < SHORT else n + LONG_BYTES
             else:
                 used -= sizes.pop(key, 0)
-            size = len(key) + BYTES_HEADER
-            used -= KEY_OVERHEAD + ((size + 15) & -16 if size <= PYMALLOC_MAX
-                                    else size + 16)
+            n = len(key)
+            used -= KEY_OVERHEAD + (
+                SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
             if expires and expires.pop(key, None) is not None:
                 used -= EXPIRE_COST
             removed.append(key)

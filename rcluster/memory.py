@@ -53,18 +53,23 @@ def bytes_cost(n: int) -> int:
     return size + 16        # malloc's own header, roughly
 
 
+# bytes_cost by table for the lengths pymalloc serves (most keys and
+# values): a list lookup where SET and eviction pay it per key
+# (Keyspace.set / evict_keys inline these two lines).  Longer ones cost
+# n + LONG_BYTES.
+SHORT = PYMALLOC_MAX - BYTES_HEADER + 1
+SHORT_COST = [bytes_cost(n) for n in range(SHORT)]
+LONG_BYTES = BYTES_HEADER + 16
+
+
 def key_cost(key: bytes) -> int:
-    # bytes_cost inlined: SET of a new key pays this.
-    size = len(key) + BYTES_HEADER
-    return KEY_OVERHEAD + ((size + 15) & -16 if size <= PYMALLOC_MAX else
-                           size + 16)
+    n = len(key)
+    return KEY_OVERHEAD + (SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
 
 
 def string_cost(value: bytes) -> int:
-    size = len(value) + BYTES_HEADER
-    if size <= PYMALLOC_MAX:
-        return (size + 15) & -16
-    return size + 16
+    n = len(value)
+    return SHORT_COST[n] if n < SHORT else n + LONG_BYTES
 
 
 def _element(value) -> int:
