@@ -96,7 +96,7 @@ class Blocking:
                     if not isinstance(entry, BlockedOn):
                         continue
                     entry.ready_key = key
-                    server.keyspace.now = server.now_ms()
+                    server.keyspace.tick(server.now_ms())
                     reply = server.call(client, entry.cmd, entry.argv, send=False)
                     entry.ready_key = None
                     # Each served client is an execution unit of its own.

@@ -114,10 +114,10 @@ class Client:
         ms = int(now * 1000)
         ks = server.keyspace
         if ks.now != ms:
-            # A new int only when the ms changes: the keys written in the
+            # A new clock only when the ms changes: the keys written in the
             # same ms then share one access-time object (eviction.py reads
             # thousands of them at a time; fewer objects, fewer misses).
-            ks.now = ms
+            ks.tick(ms)
         try:
             batch = parser.feed(data, self.blocked is None and not self.pending)
         except QueryBufferOverflow as err:
@@ -136,7 +136,7 @@ class Client:
             return    # the batch running now carries on by itself
         if self.blocked is None:
             self.in_batch = True
-            self.server.keyspace.now = self.server.now_ms()
+            self.server.keyspace.tick(self.server.now_ms())
             try:
                 self._run()
             finally:

@@ -30,10 +30,10 @@ than the last command's own writes, as in Redis.
 
 Access metadata is the value of a key's entry in its slot dict
 (``Keyspace.slots``), an entry the key has anyway: the last access time
-in ms (LRU; the ``now`` int object is shared by every key touched in the
-same ms, see client.py), or under an LFU
-policy the packed ``(minutes << 8) | counter`` of Redis's LFU, updated
-with Redis's formulas (``LFU``).  Creating a key always records it; reads
+in ms as a float (LRU: ``Keyspace.clock``, one object shared by every key
+touched in the same ms, see client.py), or under an LFU policy the packed
+``(minutes << 8) | counter`` of Redis's LFU, updated with Redis's
+formulas (``LFU``).  Creating a key always records it; reads
 and overwrites only while ``Keyspace.track`` is on: under an LRU/LFU
 policy, and from the first OBJECT IDLETIME on (so a GET on a node without
 such a policy pays one attribute test).  Until then OBJECT IDLETIME
@@ -357,7 +357,7 @@ class Evictor:
                 ks.lfu.decay_time = settings.lfu_decay_time
             elif ks.lfu is not None:
                 ks.lfu = None
-                _reset_metas(ks, ks.now)
+                _reset_metas(ks, ks.clock)
         self.lfu_mode = lfu
         self.arm(refresh)
 
@@ -651,7 +651,7 @@ class Evictor:
         now = self.server.keyspace.now
         used = count = 0
         for ks in dbs:
-            ks.now = now          # a database not in use has a stale clock
+            ks.tick(now)          # a database not in use has a stale clock
             used += ks.used
             count += ks.count
         n = -(-to_free * count // used) if used > 0 else 1
@@ -677,7 +677,7 @@ class Evictor:
         if volatile:
             keys = sample_volatile(ks, samples)
             metas = None if self.kind == "ttl" else \
-                _metas(ks, keys, ks.now if self.kind == "lru" else None)
+                _metas(ks, keys, ks.clock if self.kind == "lru" else None)
         else:
             keys, metas = sample_many(ks, samples)
         pool = self.pool
@@ -732,7 +732,7 @@ _SCORE = itemgetter(0)
 
 def idle_ms(ks, key: bytes) -> int:
     when = ks.meta(key)
-    return 0 if when is None else max(ks.now - when, 0)
+    return 0 if when is None else max(int(ks.clock - when), 0)
 
 
 def frequency(ks, key: bytes) -> int:
@@ -748,4 +748,4 @@ def set_access(ks, key: bytes, idle_seconds=None, freq=None):
         if freq is not None:
             ks.set_meta(key, ks.lfu.packed(freq))
     elif idle_seconds is not None:
-        ks.set_meta(key, ks.now - idle_seconds * 1000)
+        ks.set_meta(key, ks.clock - idle_seconds * 1000)

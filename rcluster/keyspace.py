@@ -13,10 +13,10 @@ bytearray once a command edited it in place, see commands/common.py),
 ``collections.deque`` (list), ``dict`` (hash), ``set`` (set), ``ZSet``
 (sorted set).
 
-Time is a number the server sets (``now``, unix ms) before each command, as
-Redis caches its clock per command; nothing here reads a clock.  Expired
-keys are removed lazily on access and actively by ``expire_cycle``, which
-pops due entries from a heap of (deadline, key).
+Time is a number the server sets (``tick``: ``now``, unix ms) before each
+command, as Redis caches its clock per command; nothing here reads a
+clock.  Expired keys are removed lazily on access and actively by
+``expire_cycle``, which pops due entries from a heap of (deadline, key).
 """
 from __future__ import annotations
 
@@ -32,21 +32,22 @@ _die = random.random
 
 
 class Keyspace:
-    __slots__ = ("values", "slots", "expires", "count", "now", "dirty",
-                 "on_expire", "_heap", "replica_mode", "before_write",
-                 "on_new", "used", "sizes", "lfu", "track", "limit",
-                 "on_limit", "staged")
+    __slots__ = ("values", "slots", "expires", "count", "now", "clock",
+                 "dirty", "on_expire", "_heap", "replica_mode",
+                 "before_write", "on_new", "used", "sizes", "lfu", "track",
+                 "limit", "on_limit", "staged")
 
     def __init__(self):
         self.values: dict = {}
         # Access metadata (rcluster/eviction.py), in each key's slot dict:
-        # the ms time of the last access (LRU clock), or with ``lfu`` (an
-        # LFU policy) the packed (minutes << 8 | counter); it serves
-        # OBJECT IDLETIME / FREQ too.
+        # the ``clock`` of the last access (LRU), or with ``lfu`` (an LFU
+        # policy) the packed (minutes << 8 | counter); it serves OBJECT
+        # IDLETIME / FREQ too.
         self.slots = [{} for _ in range(SLOTS)]
         self.expires: dict = {}     # key -> deadline, unix ms
         self.count = 0
-        self.now = 0
+        self.now = 0            # see tick
+        self.clock = 0.0
         # Bumped by every change (Redis's server.dirty): tells the server a
         # command wrote, for WATCH, replication and rdb_changes_since_last_save.
         self.dirty = 0
@@ -85,6 +86,15 @@ class Keyspace:
         self.limit = 1 << 62
         self.on_limit = None
 
+    def tick(self, ms: int):
+        """The time of the commands that follow, in unix ms (Redis caches
+        its clock per command): ``now`` for expiry, and ``clock``, the same
+        instant as a float, which a key's LRU metadata records.  Eviction
+        sorts and compares thousands of them: floats take CPython's fast
+        paths there, where ints past 2**30 (every ms time) don't."""
+        self.now = ms
+        self.clock = float(ms)
+
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):
         """The live value of key, or None (expiring it if it is due)."""
@@ -107,7 +117,7 @@ class Keyspace:
             else:
                 table = self.slots[crc_hqx(key, 0) & 16383]
             if self.lfu is None:
-                table[key] = self.now
+                table[key] = self.clock
             else:
                 self.lfu.touch(table, key)
         return value
@@ -181,7 +191,7 @@ class Keyspace:
                 self.sizes[key] = stored
             self.count += 1
             values[key] = value
-            self.slots[slot][key] = self.now if self.lfu is None else \
+            self.slots[slot][key] = self.clock if self.lfu is None else \
                 self.lfu.new()
             self.dirty += 1
             n = len(key)        # memory.key_cost, inlined
@@ -207,7 +217,7 @@ class Keyspace:
         values[key] = value
         self.dirty += 1
         if self.track and self.lfu is None:
-            self.slots[slot][key] = self.now
+            self.slots[slot][key] = self.clock
 
     def add(self, key: bytes, value):
         """Store a value under a key known to be absent (fresh containers)."""
@@ -215,7 +225,7 @@ class Keyspace:
         if self.before_write is not None:
             self.before_write(slot)
         self.values[key] = value
-        self.slots[slot][key] = self.now if self.lfu is None else \
+        self.slots[slot][key] = self.clock if self.lfu is None else \
             self.lfu.new()
         self.count += 1
         self.dirty += 1

@@ -425,7 +425,7 @@ class Server:
         the replica mode go with it."""
         old, new = self.keyspace, self.dbs[index]
         if new is not old:
-            new.now = old.now
+            new.tick(old.now)
             new.dirty = old.dirty
             new.replica_mode = old.replica_mode
             self.keyspace = new
@@ -440,7 +440,7 @@ class Server:
         if current in (a, b):
             self.keyspace = dbs[current]
             other = dbs[b if current == a else a]
-            self.keyspace.now = other.now
+            self.keyspace.tick(other.now)
             self.keyspace.dirty = other.dirty
             self.keyspace.replica_mode = other.replica_mode
 
@@ -583,7 +583,7 @@ class Server:
         if self.cron_paused:
             return
         now = self.clock.seconds()
-        self.keyspace.now = int(now * 1000)
+        self.keyspace.tick(int(now * 1000))
         if self.tracking is not None:
             self.tracking.cron()      # tracking-table-max-keys when idle
         if self.active_expire:

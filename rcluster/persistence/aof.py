@@ -581,7 +581,7 @@ class Aof:
             self.loading = False
             server.loading = was_loading
             server.active_expire = was_expiring
-            server.keyspace.now = server.now_ms()
+            server.keyspace.tick(server.now_ms())
         self.current_size = sum(self._size(i.name) for i in files)
         self.base_size = self._size(am.base.name) if am.base else 0
         return result
@@ -605,7 +605,7 @@ class Aof:
             head = fh.read(5)
             if not head and os.fstat(fh.fileno()).st_size == 0:
                 return EMPTY
-            self.server.keyspace.now = 0
+            self.server.keyspace.tick(0)
             offset = 0
             if head == b"REDIS":
                 fh.seek(0)
@@ -638,7 +638,7 @@ class Aof:
                     break
                 chunk_start = consumed
                 consumed += len(chunk)
-                self.server.keyspace.now = 0
+                self.server.keyspace.tick(0)
                 load.feed(chunk)
                 load.apply()
                 if reader.done:
@@ -681,7 +681,7 @@ class Aof:
         while True:
             if data:
                 parser.feed(data)
-            server.keyspace.now = 0
+            server.keyspace.tick(0)
             while True:
                 try:
                     item = parser.next()

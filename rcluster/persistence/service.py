@@ -297,7 +297,7 @@ class RdbLoad:
                         % (os.path.abspath(self.path), record.db, count,
                            "s" if count > 1 else ""))
                 ks = self.keyspace = dbs[record.db]
-                ks.now = now
+                ks.tick(now)
             elif kind == "Function":
                 self.functions.append(record.code)
         del pending[:index]
@@ -505,7 +505,7 @@ class PersistenceService(service.Service):
                                         % (os.path.abspath(path),
                                            err.strerror)))
         ks = self.server.keyspace
-        ks.now = self.server.now_ms()
+        ks.tick(self.server.now_ms())
         load = RdbLoad(self.server, path, merge=merge,
                        master=self.server.role == "master", log=self.log)
         self.loading = load
@@ -583,7 +583,7 @@ class PersistenceService(service.Service):
 
     def load_rdb_now(self, path: str, merge=False):
         """Load synchronously (DEBUG RELOAD); raises LoadError."""
-        self.server.keyspace.now = self.server.now_ms()
+        self.server.keyspace.tick(self.server.now_ms())
         load = RdbLoad(self.server, path, merge=merge,
                        master=self.server.role == "master", log=self.log)
         try:

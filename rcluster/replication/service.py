@@ -780,7 +780,7 @@ class ReplicationService(service.Service):
                  what="streamed RDB from master with EOF to disk"
                  if size is None else "%d bytes from master to disk" % size)
         log.info("MASTER <-> REPLICA sync: Flushing old data")
-        server.keyspace.now = server.now_ms()
+        server.keyspace.tick(server.now_ms())
         server.flush_all_dbs()
         server.write_path.flushed(None)
         server.loading = True
@@ -914,7 +914,7 @@ class ReplicationService(service.Service):
         parser = self.parser
         server = self.server
         ks = server.keyspace
-        ks.now = server.now_ms()
+        ks.tick(server.now_ms())
         # The master's commands see keys until the master deletes them.
         ks.replica_mode = 2
         try:

@@ -615,7 +615,7 @@ class LoadSemanticsTests(AofTestCase):
         ks = self.server.keyspace
         self.assertEqual(ks.expire_time(b"k"), NOW * 1000 + 1000)
         self.assertEqual(ks.values[b"k"], b"6")
-        ks.now = self.server.now_ms()
+        ks.tick(self.server.now_ms())
         self.assertIsNone(ks.lookup(b"k"))
         self.assertIsNone(ks.lookup(b"old"))
 

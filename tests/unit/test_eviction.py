@@ -24,7 +24,7 @@ SLACK = memory.key_cost(b"xxxxxxxxxx") + memory.string_cost(VALUE.encode()) + \
 class LFUMathTests(TestCase):
     def setUp(self):
         self.ks = Keyspace()
-        self.ks.now = 1_700_000_000_000
+        self.ks.tick(1_700_000_000_000)
 
     def test_new_and_packing(self):
         lfu = LFU(self.ks)
@@ -60,15 +60,15 @@ class LFUMathTests(TestCase):
         lfu = LFU(self.ks, decay_time=1)
         packed = (lfu.minutes() << 8) | 20
         self.assertEqual(lfu.decayed(packed), 20)
-        self.ks.now += 3 * 60000
+        self.ks.tick(self.ks.now + 3 * 60000)
         self.assertEqual(lfu.decayed(packed), 17)
-        self.ks.now += 60 * 60000
+        self.ks.tick(self.ks.now + 60 * 60000)
         self.assertEqual(lfu.decayed(packed), 0)
         lfu.decay_time = 0          # no decay
         self.assertEqual(lfu.decayed(packed), 20)
         lfu.decay_time = 2
         packed = (lfu.minutes() << 8) | 20
-        self.ks.now += 5 * 60000
+        self.ks.tick(self.ks.now + 5 * 60000)
         self.assertEqual(lfu.decayed(packed), 18)
 
     def test_decayed_many_matches_decayed(self):
@@ -266,7 +266,7 @@ class PoolTests(EvictionTestCase):
         self.server.settings.maxmemory = 0
         self.server.evictor.configure()
         for i in range(100):
-            self.ks.now = 1_000_000 + i * 1000
+            self.ks.tick(1_000_000 + i * 1000)
             self.ks.set(b"k%03d" % i, b"v")
         ev = self.server.evictor
         for _ in range(40):
@@ -292,7 +292,7 @@ class PoolTests(EvictionTestCase):
         read, deleted = ev.pool[0][1], ev.pool[-1][1]
         # (Sampling may have put a key in the pool twice.)
         kept = [c[1] for c in ev.pool if c[1] not in (read, deleted)]
-        self.ks.now += 1000
+        self.ks.tick(self.ks.now + 1000)
         self.ks.lookup(read)
         self.ks.delete(deleted)
         self.assertEqual([c[1] for c in ev._unchanged(ev.pool)], kept)
@@ -524,11 +524,11 @@ class BatchLFUTests(BatchTests):
 class SamplingTests(TestCase):
     def setUp(self):
         self.ks = Keyspace()
-        self.ks.now = 1_700_000_000_000
+        self.ks.tick(1_700_000_000_000)
 
     def test_sample_many(self):
         for i in range(5000):
-            self.ks.now += i % 3        # access times that differ
+            self.ks.tick(self.ks.now + i % 3)   # access times that differ
             self.ks.set(b"k%d" % i, b"v")
         keys, metas = eviction.sample_many(self.ks, 500)
         self.assertGreaterEqual(len(keys), 500)
@@ -592,7 +592,7 @@ class EvictKeysTests(TestCase):
 
     def setUp(self):
         self.ks = Keyspace()
-        self.ks.now = 1_700_000_000_000
+        self.ks.tick(1_700_000_000_000)
         self.empty = self.ks.used
 
     def test_accounting_matches_delete(self):
@@ -634,7 +634,7 @@ class EvictKeysTests(TestCase):
 class ScoringTests(TestCase):
     def setUp(self):
         self.ks = Keyspace()
-        self.ks.now = 1_000
+        self.ks.tick(1_000)
 
     def scored(self, keys, keep, kind="lru"):
         evictor = Evictor.__new__(Evictor)
@@ -645,7 +645,7 @@ class ScoringTests(TestCase):
     def test_lru_keeps_the_oldest(self):
         keys = []
         for i in range(50):
-            self.ks.now = 1_000 + (i * 7) % 50     # access times shuffled
+            self.ks.tick(1_000 + (i * 7) % 50)  # access times shuffled
             keys.append(b"k%d" % i)
             self.ks.set(keys[-1], b"v")
         best = self.scored(keys, 10)
@@ -665,7 +665,7 @@ class ScoringTests(TestCase):
         keys = [b"k%d" % i for i in range(20)]
         for key in keys:
             self.ks.set(key, b"v")
-        self.ks.now = 5_000
+        self.ks.tick(5_000)
         self.ks.delete(b"k3")       # gone between sampling and scoring
         best = self.scored(keys, 19)
         self.assertNotIn(b"k3", [key for _, key, _, _ in best])

@@ -14,7 +14,7 @@ NOW = 1_700_000_000_000
 class KeyspaceTestCase(TestCase):
     def setUp(self):
         self.ks = Keyspace()
-        self.ks.now = NOW
+        self.ks.tick(NOW)
         self.expired = []
         self.ks.on_expire = self.expired.append
 
@@ -97,7 +97,7 @@ class StorageTests(KeyspaceTestCase):
         self.assertEqual(ks.expires, {})
         self.assertEqual(list(ks.iter_keys()), [b"b"])
         # Stale heap entries of the dropped keys expire nothing later.
-        ks.now = NOW + 20
+        ks.tick(NOW + 20)
         self.assertEqual(ks.expire_cycle(), 0)
         self.assertEqual(len(ks), 1)
 
@@ -119,7 +119,7 @@ class ExpiryTests(KeyspaceTestCase):
         self.assertEqual((ks.ttl(b"a"), ks.expire_time(b"a")),
                          (1500, NOW + 1500))
         self.assertFalse(ks.is_expired(b"a"))
-        ks.now = NOW + 1500
+        ks.tick(NOW + 1500)
         self.assertTrue(ks.is_expired(b"a"))
         self.assertEqual(ks.ttl(b"a"), 0)
 
@@ -127,9 +127,9 @@ class ExpiryTests(KeyspaceTestCase):
         ks = self.ks
         ks.set(b"a", b"v")
         ks.set_expire(b"a", NOW + 10)
-        ks.now = NOW + 9
+        ks.tick(NOW + 9)
         self.assertEqual(ks.lookup(b"a"), b"v")
-        ks.now = NOW + 10
+        ks.tick(NOW + 10)
         before = ks.dirty
         self.assertEqual(ks.lookup(b"a"), None)
         self.assertEqual((len(ks), ks.expires, self.expired), (0, {}, [b"a"]))
@@ -142,7 +142,7 @@ class ExpiryTests(KeyspaceTestCase):
         ks.set_expire(b"a", NOW + 10)
         self.assertTrue(ks.persist(b"a"))
         self.assertFalse(ks.persist(b"a"))
-        ks.now = NOW + 20
+        ks.tick(NOW + 20)
         self.assertEqual(ks.expire_cycle(), 0)
         self.assertEqual(ks.lookup(b"a"), b"v")
 
@@ -154,7 +154,7 @@ class ExpiryTests(KeyspaceTestCase):
             ks.set(b"k%d" % n, b"v")
             ks.set_expire(b"k%d" % n, NOW + n)
         ks.set(b"forever", b"v")
-        ks.now = NOW + 10
+        ks.tick(NOW + 10)
         self.assertEqual(ks.expire_cycle(), 10)
         self.assertEqual(self.expired, [b"k%d" % n for n in range(1, 11)])
         self.assertEqual(len(ks), 11)
@@ -164,7 +164,7 @@ class ExpiryTests(KeyspaceTestCase):
         for n in range(10):
             ks.set(b"k%d" % n, b"v")
             ks.set_expire(b"k%d" % n, NOW + n)
-        ks.now = NOW + 100
+        ks.tick(NOW + 100)
         self.assertEqual(ks.expire_cycle(limit=4), 4)
         self.assertEqual(ks.expire_cycle(limit=4), 4)
         self.assertEqual(ks.expire_cycle(limit=4), 2)
@@ -182,10 +182,10 @@ class ExpiryTests(KeyspaceTestCase):
         ks.set_expire(b"deleted", NOW + 10)
         ks.delete(b"deleted")
         ks.set(b"deleted", b"again")
-        ks.now = NOW + 20
+        ks.tick(NOW + 20)
         self.assertEqual(ks.expire_cycle(), 0)
         self.assertEqual(len(ks), 3)
-        ks.now = NOW + 30
+        ks.tick(NOW + 30)
         self.assertEqual(ks.expire_cycle(), 1)
         self.assertEqual(self.expired, [b"moved"])
 
@@ -195,9 +195,9 @@ class ExpiryTests(KeyspaceTestCase):
         for n in range(5000):
             ks.set_expire(b"a", NOW + 1000 + n)
             self.assertLessEqual(len(ks._heap), 2 * len(ks.expires) + 1025)
-        ks.now = NOW + 1000 + 4998
+        ks.tick(NOW + 1000 + 4998)
         self.assertEqual(ks.expire_cycle(), 0)
-        ks.now += 1
+        ks.tick(ks.now + 1)
         self.assertEqual(ks.expire_cycle(), 1)
         self.assertEqual(self.expired, [b"a"])
 

@@ -720,14 +720,14 @@ class AtomicMoveTests(TestCase):
                                    "1000", migration.dump_payload(b"5")),
                          b":1\r\n")
         self.reactor.advance(2)
-        self.server.keyspace.now = self.server.now_ms()
+        self.server.keyspace.tick(self.server.now_ms())
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "INCR",
                                    key), b":6\r\n")
         # Nor by the active expiry cycle while the import runs.
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "SET", key,
                                    "x", "PX", "1"), b"+OK\r\n")
         self.reactor.advance(1)
-        self.server.keyspace.now = self.server.now_ms()
+        self.server.keyspace.tick(self.server.now_ms())
         self.assertEqual(self.server.keyspace.expire_cycle(), 0)
         self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "RUN", "DEL",
                                    key), b":1\r\n")

@@ -128,7 +128,7 @@ class MultiDbTests(ServerTestCase):
         self.call("SET", "k", "v", "PX", "10")
         self.sent.clear()
         self.clock.advance(1)
-        self.server.keyspace.now = self.server.now_ms()
+        self.server.keyspace.tick(self.server.now_ms())
         self.assertIsNone(self.call("GET", "k"))
         self.assertEqual(self.sent, [(1, [[b"DEL", b"k"]])])
 

@@ -88,7 +88,7 @@ class NotifyTests(ServerTestCase):
         self.call("SET", "b", "v", "PX", "100")
         self.events()
         self.clock.advance(1)
-        self.server.keyspace.now = int((NOW + 1) * 1000)
+        self.server.keyspace.tick(int((NOW + 1) * 1000))
         self.assertIsNone(self.call("GET", "a"))        # lazy
         self.assertEqual(self.events(), [
             (b"__keyspace@0__:a", b"expired"),

@@ -62,7 +62,7 @@ def decode(data: bytes) -> dict:
 
 
 def populate(ks, n=3000, now=1_000_000):
-    ks.now = now
+    ks.tick(now)
     for i in range(n):
         key = b"key:%d" % i
         kind = i % 5
@@ -175,7 +175,7 @@ class SnapshotTests(TestCase):
         self.snap.start()
         self.snap.step(max_keys=10)
         # Every key with a TTL is now due; active and lazy expiry remove them.
-        ks.now = 10**13
+        ks.tick(10**13)
         self.assertGreater(ks.expire_cycle(), 0)
         self.assertEqual(self.finish(), self.before)
 
