@@ -87,8 +87,10 @@ CHUNK = 16
 SLACK_SHIFT = 10
 SLACK_MAX = 64 * 1024
 # After a batch of at least this many evictions, commands take the fast
-# path until the next write crosses maxmemory (Evictor.before_command).
-UNGATE_AFTER = 32
+# path until the next write crosses maxmemory (Evictor.before_command):
+# re-arming once costs about what the checked path costs a command or two,
+# so a batch of a few keys (big values, a small maxmemory) pays for it.
+UNGATE_AFTER = 4
 _MULTI_ALLOWED = frozenset(("exec", "discard", "quit", "reset"))
 
 
