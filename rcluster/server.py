@@ -396,8 +396,9 @@ class Server:
                 # Histogram.record inlined (per command: the hot path).
                 ns = elapsed if elapsed < 1_000_000_000 else 1_000_000_000
                 if ns > 255:
+                    # latency.counts_index: ((b + 1) << 7) + (ns >> b) - 128
                     bucket = ns.bit_length() - 8
-                    hist.counts[((bucket + 1) << 7) + (ns >> bucket) - 128] += 1
+                    hist.counts[(bucket << 7) + (ns >> bucket)] += 1
                 else:
                     hist.counts[ns or 1] += 1
                 hist.total += 1
