@@ -33,6 +33,7 @@ from time import perf_counter
 from twisted.application import service
 from twisted.internet import defer
 
+from rcluster.eviction import set_access
 from rcluster.logs import logger
 from rcluster.persistence.autosync import AutoSync
 from rcluster.persistence.snapshot import (BackgroundSave, Snapshot,
@@ -315,6 +316,10 @@ class RdbLoad:
         ks.set(key, record.value)
         if when is not None:
             ks.set_expire(key, when)
+        if record.idle is not None or record.freq is not None:
+            # RDB_OPCODE_IDLE / FREQ (objectSetLRUOrLFU): whichever the
+            # policy in force uses.
+            set_access(ks, key, record.idle, record.freq)
         self.loaded += 1
 
     def _aux(self, name: bytes, value):

@@ -8,7 +8,9 @@ from rcluster import eviction, memory
 from rcluster.cluster.keyslot import keyslot
 from rcluster.eviction import LFU, LFU_INIT_VAL, Evictor, time_limit_us
 from rcluster.keyspace import Keyspace
-from tests.protocol.helpers import ServerTestCase
+from rcluster.persistence.crc64 import crc64
+from rcluster.persistence.service import RdbLoad
+from tests.protocol.helpers import ServerTestCase, make_server
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 VALUE = "v" * 200
@@ -670,3 +672,29 @@ class ScoringTests(TestCase):
         best = self.scored(keys, 19)
         self.assertNotIn(b"k3", [key for _, key, _, _ in best])
 
+
+
+class RdbAccessTests(TestCase):
+    """RDB_OPCODE_IDLE / FREQ, which Redis writes under an LRU / LFU
+    policy, give the keys loaded their idle time / counter
+    (objectSetLRUOrLFU): the one the policy in force uses."""
+    BODY = (b"REDIS0009" + b"\xf8\x05\x00\x01a\x01b" +      # idle 5 s
+            b"\xf9\x07\x00\x01c\x01d" + b"\xff")            # freq 7
+
+    def load(self, policy):
+        server, _ = make_server(now=1_700_000_000, maxmemory_policy=policy)
+        server.keyspace.tick(server.now_ms())
+        load = RdbLoad(server, "dump.rdb")
+        load.feed(self.BODY + crc64(self.BODY).to_bytes(8, "little"))
+        load.finish()
+        return server.keyspace
+
+    def test_idle_under_lru(self):
+        ks = self.load("allkeys-lru")
+        self.assertEqual(eviction.idle_ms(ks, b"a"), 5000)
+        self.assertEqual(eviction.idle_ms(ks, b"c"), 0)
+
+    def test_freq_under_lfu(self):
+        ks = self.load("allkeys-lfu")
+        self.assertEqual(eviction.frequency(ks, b"c"), 7)
+        self.assertEqual(eviction.frequency(ks, b"a"), LFU_INIT_VAL)
