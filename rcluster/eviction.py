@@ -744,6 +744,28 @@ def frequency(ks, key: bytes) -> int:
     return lfu.decayed(ks.meta(key))
 
 
+def saved_access(server):
+    """What an RDB saves of each key's access metadata under the policy in
+    force (rdbSaveKeyValuePair), as a function of the metadata giving
+    ``(idle seconds, counter)``: the idle time under an LRU policy, the
+    decayed counter under LFU, measured at this instant; None under the
+    other policies, which save neither."""
+    settings = server.settings
+    kind = settings.maxmemory_policy.rpartition("-")[2]
+    ks = server.keyspace
+    if kind == "lru":
+        clock = ks.clock
+
+        def lru(meta):
+            idle = 0 if meta is None else int(clock - meta) // 1000
+            return (idle if idle > 0 else 0), None
+        return lru
+    if kind == "lfu":
+        minutes, period = (ks.now // 60000) & 65535, settings.lfu_decay_time
+        return lambda meta: (None, _decayed(meta, minutes, period))
+    return None
+
+
 def set_access(ks, key: bytes, idle_seconds=None, freq=None):
     """objectSetLRUOrLFU: RESTORE's IDLETIME (under LRU) / FREQ (LFU)."""
     if ks.lfu is not None:

@@ -657,7 +657,10 @@ class RdbWriter:
         return self._out(b"\xfe" + encode_length(db) + b"\xfb" +
                          encode_length(size) + encode_length(expires))
 
-    def entry(self, key: bytes, value, expire_ms=None) -> bytes:
+    def entry(self, key: bytes, value, expire_ms=None, idle=None,
+              freq=None) -> bytes:
+        """One key (rdbSaveKeyValuePair): its expiry, the idle seconds
+        (LRU policies) or counter (LFU) Redis saves, type, key, value."""
         compress = self.enc.compress
         if value.__class__ is bytes:
             data = b"\x00" + encode_string(key, compress) + \
@@ -665,6 +668,10 @@ class RdbWriter:
         else:
             rdb_type, body = encode_value(value, self.enc)
             data = _TYPE_BYTE[rdb_type] + encode_string(key, compress) + body
+        if freq is not None:
+            data = _TYPE_BYTE[OP_FREQ] + _TYPE_BYTE[freq] + data
+        if idle is not None:
+            data = _TYPE_BYTE[OP_IDLE] + encode_length(idle) + data
         if expire_ms is not None:
             data = _EXPIRE_MS(OP_EXPIRETIME_MS, expire_ms) + data
         if self.checksum:       # _out, inlined

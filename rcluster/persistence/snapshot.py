@@ -44,6 +44,7 @@ from __future__ import annotations
 from time import perf_counter
 
 from rcluster.cluster.keyslot import SLOTS
+from rcluster.eviction import saved_access
 
 
 class _Hooks:
@@ -83,13 +84,15 @@ class Snapshot:
     ``writer`` is an ``RdbWriter``; ``out(data)`` receives the bytes in
     file order.  ``start()`` writes the header and takes the snapshot's
     instant; ``step()`` serializes slots for a bounded time; ``done`` is
-    true once the footer is out."""
+    true once the footer is out.  ``access``: what to save of each key's
+    access metadata (eviction.saved_access), or None."""
 
     def __init__(self, keyspace, writer, out, aux=(), functions=(), db=0,
-                 part=False):
+                 part=False, access=None):
         self.keyspace = keyspace
         self.writer = writer
         self.out = out
+        self.access = access
         # The database number written before the keys; ``part``: one
         # database of a MultiSnapshot (no header nor footer, and output
         # held back until its turn: ``held`` is a list until then).
@@ -108,7 +111,9 @@ class Snapshot:
         self.values = None
         self.expires = None
         self.visited = bytearray(SLOTS)     # 1: the slot is serialized
-        self.preserved = {}     # slot -> (dict copy, {key: expiry})
+        # slot -> (dict copy, {key: expiry}, its slot dict's copy: the
+        # access metadata, with ``access`` only)
+        self.preserved = {}
         self.shared = {}        # id(mutable value in a copy) -> (slot, key)
         self.written = {}       # slot -> keys of its copy already written
         self.cursor = 0
@@ -209,12 +214,15 @@ class Snapshot:
         for key, value in copy.items():
             if value.__class__ is not bytes:      # can change in place
                 shared[id(value)] = (slot, key)
-        self.preserved[slot] = (copy, expiries)
+        self.preserved[slot] = (copy, expiries,
+                                dict(table) if self.access else None)
 
     def _write_early(self, slot: int, key: bytes):
         """Serialize one key of a preserved slot before its value changes."""
-        copy, expiries = self.preserved[slot]
-        self._emit(self.writer.entry(key, copy[key], expiries.get(key)))
+        copy, expiries, metas = self.preserved[slot]
+        access = () if metas is None else self.access(metas.get(key))
+        self._emit(self.writer.entry(key, copy[key], expiries.get(key),
+                                     *access))
         self.written.setdefault(slot, set()).add(key)
         self.keys_saved += 1
 
@@ -222,11 +230,11 @@ class Snapshot:
         self.visited[slot] = 1
         preserved = self.preserved.pop(slot, None)
         if preserved is None:
-            keys = self.slots[slot]
+            keys = metas = self.slots[slot]
             table = dict(zip(keys, map(self.values.__getitem__, keys)))
             get_expire, done = self.expires.get, ()
         else:
-            table, expiries = preserved
+            table, expiries, metas = preserved
             get_expire = expiries.get
             done = self.written.pop(slot, ())
             shared = self.shared
@@ -236,9 +244,17 @@ class Snapshot:
         if not table:
             return 0
         entry = self.writer.entry
-        self._emit(b"".join([entry(key, value, get_expire(key))
-                             for key, value in table.items()
-                             if key not in done]))
+        access = self.access
+        if access is None:
+            self._emit(b"".join([entry(key, value, get_expire(key))
+                                 for key, value in table.items()
+                                 if key not in done]))
+        else:
+            get_meta = metas.get
+            self._emit(b"".join([entry(key, value, get_expire(key),
+                                       *access(get_meta(key)))
+                                 for key, value in table.items()
+                                 if key not in done]))
         saved = len(table) - len(done)
         self.keys_saved += saved
         return saved
@@ -282,12 +298,13 @@ class MultiSnapshot:
     databases); a part whose turn has not come holds what its hook writes
     early, and releases it after its SELECTDB when its turn comes."""
 
-    def __init__(self, dbs, writer, out, aux=(), functions=()):
+    def __init__(self, dbs, writer, out, aux=(), functions=(), access=None):
         self.writer = writer
         self.out = out
         self.aux = aux
         self.functions = functions
-        self.parts = [Snapshot(ks, writer, out, db=index, part=True)
+        self.parts = [Snapshot(ks, writer, out, db=index, part=True,
+                               access=access)
                       for index, ks in dbs if ks.count]
         self.current = 0
         self.started = False
@@ -361,12 +378,14 @@ class MultiSnapshot:
 
 def snapshot_of(server, writer, out, aux=(), functions=()):
     """The snapshot of every database of server: a plain Snapshot when only
-    db 0 may hold keys, else a MultiSnapshot."""
+    db 0 may hold keys, else a MultiSnapshot.  Under an LRU or LFU policy
+    each key's idle time or counter goes with it, as Redis saves them."""
     dbs = server.dbs
     made = dbs.items()
+    access = saved_access(server)
     if all(not ks.count for index, ks in made if index):
-        return Snapshot(dbs[0], writer, out, aux, functions)
-    return MultiSnapshot(made, writer, out, aux, functions)
+        return Snapshot(dbs[0], writer, out, aux, functions, access=access)
+    return MultiSnapshot(made, writer, out, aux, functions, access=access)
 
 
 class BackgroundSave:

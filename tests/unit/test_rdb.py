@@ -472,6 +472,18 @@ class FileTests(TestCase):
             Entry(b"c", b"d", None, None, 7), End()])
         self.assertEqual(reader.empty_keys_skipped, 1)
 
+    def test_idle_and_freq_written_as_redis_does(self):
+        # rdbSaveKeyValuePair: expiry, then IDLE (LRU) / FREQ (LFU), then
+        # the key: the bytes the reader test above decodes.
+        w = RdbWriter()
+        self.assertEqual(w.entry(b"a", b"b", None, idle=5),
+                         b"\xf8\x05\x00\x01a\x01b")
+        self.assertEqual(w.entry(b"c", b"d", None, freq=7),
+                         b"\xf9\x07\x00\x01c\x01d")
+        data = w.entry(b"a", b"b", 1700000000000, idle=300)
+        self.assertEqual(data[:9], b"\xfc" + struct.pack("<q", 1700000000000))
+        self.assertEqual(data[9:], b"\xf8\x41\x2c\x00\x01a\x01b")
+
     def test_old_version_without_checksum(self):
         reader = RdbReader()
         records = reader.feed(b"REDIS0004\x00\x01a\x01b\xff")

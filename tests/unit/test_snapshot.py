@@ -13,7 +13,9 @@ from twisted.trial.unittest import TestCase
 from rcluster.cluster.keyslot import keyslot
 from rcluster.config import Settings
 from rcluster.keyspace import Keyspace
-from rcluster.persistence.snapshot import BackgroundSave, Snapshot
+from rcluster.persistence.service import RdbLoad
+from rcluster.persistence.snapshot import (BackgroundSave, Snapshot,
+                                          snapshot_of)
 from rcluster.zset import ZSet
 from tests.protocol.helpers import ServerTestCase
 
@@ -334,3 +336,68 @@ class CommandsDuringSnapshotTests(ServerTestCase):
         while not snap.done:
             snap.step(max_keys=20)
         self.assertEqual(decode(bytes(out)), before)
+
+
+class AccessMetadataTests(ServerTestCase):
+    """Under an LRU / LFU policy each key's idle seconds / counter go in
+    the snapshot (RDB_OPCODE_IDLE / FREQ), as the snapshot's instant had
+    them, and come back on load."""
+    directives = {"maxmemory_policy": "allkeys-lru"}
+
+    def save(self, between=None, raw=False):
+        out = bytearray()
+        snap = snapshot_of(self.server, _rdb().RdbWriter(Settings()),
+                           out.extend)
+        snap.start()
+        if between is not None:
+            between()
+        snap.run()
+        if raw:
+            return bytes(out)
+        reader = _rdb().RdbReader()
+        records = reader.feed(bytes(out))
+        reader.finish()
+        return {r.key: (r.idle, r.freq) for r in records
+                if r.__class__.__name__ == "Entry"}
+
+    def later(self, ms):
+        self.clock.advance(ms / 1000)
+        self.ks.tick(self.server.now_ms())
+
+    def test_idle_seconds_under_lru(self):
+        self.call("SET", "old", "v")
+        self.later(7_500)
+        self.call("SET", "new", "v")
+        self.assertEqual(self.save(), {b"old": (7, None), b"new": (0, None)})
+
+    def test_a_key_written_during_the_snapshot_keeps_its_idle_time(self):
+        self.call("SET", "old", "v")
+        self.later(9_000)
+        saved = self.save(between=lambda: self.call("SET", "old", "w"))
+        self.assertEqual(saved, {b"old": (9, None)})
+
+    def test_counter_under_lfu(self):
+        self.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+        self.call("SET", "k", "v")
+        for _ in range(50):
+            self.call("GET", "k")
+        self.call("SET", "cold", "v")
+        counter = self.server.keyspace.meta(b"k") & 255
+        self.assertGreater(counter, 5)
+        self.assertEqual(self.save(), {b"k": (None, counter),
+                                       b"cold": (None, 5)})
+
+    def test_neither_under_other_policies(self):
+        self.call("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+        self.call("SET", "k", "v")
+        self.assertEqual(self.save(), {b"k": (None, None)})
+
+    def test_round_trip(self):
+        self.call("SET", "k", "v")
+        self.later(12_000)
+        data = self.save(raw=True)
+        self.ks.delete(b"k")
+        load = RdbLoad(self.server, "dump.rdb")
+        load.feed(data)
+        load.finish()
+        self.assertEqual(self.call("OBJECT", "IDLETIME", "k"), 12)
