@@ -592,6 +592,13 @@ class Aof:
         except OSError:
             return 0
 
+    def _replay_time(self):
+        """Nothing expires while a file is replayed (Redis doesn't expire
+        keys while loading): ``now`` is 0; the keys loaded are stamped
+        with the real time as their last access (LRU)."""
+        server = self.server
+        server.keyspace.tick(0, server.now_ms())
+
     def load_file(self, name: str, last: bool = True) -> str:
         """loadSingleAppendOnlyFile: replay one file into the keyspace."""
         path = self.shown(name)
@@ -605,7 +612,7 @@ class Aof:
             head = fh.read(5)
             if not head and os.fstat(fh.fileno()).st_size == 0:
                 return EMPTY
-            self.server.keyspace.tick(0)
+            self._replay_time()
             offset = 0
             if head == b"REDIS":
                 fh.seek(0)
@@ -638,7 +645,7 @@ class Aof:
                     break
                 chunk_start = consumed
                 consumed += len(chunk)
-                self.server.keyspace.tick(0)
+                self._replay_time()
                 load.feed(chunk)
                 load.apply()
                 if reader.done:
@@ -669,7 +676,6 @@ class Aof:
     def _replay(self, fh, path, name, offset, first, last) -> str:
         """Run the commands of a file from ``offset`` (``first``: bytes
         already read from there)."""
-        server = self.server
         fake = self.fake_client()
         parser = CommandParser(max(self.settings.proto_max_bulk_len,
                                    512 * 1024 * 1024), offset)
@@ -681,7 +687,7 @@ class Aof:
         while True:
             if data:
                 parser.feed(data)
-            server.keyspace.tick(0)
+            self._replay_time()
             while True:
                 try:
                     item = parser.next()

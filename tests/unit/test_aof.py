@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 
+from rcluster import eviction
 from rcluster.persistence import aof as aofmod
 from rcluster.persistence.aof import (Aof, AofFormatError, AofLoadError,
                                       CommandParser, CommandWriter,
@@ -618,6 +619,21 @@ class LoadSemanticsTests(AofTestCase):
         ks.tick(self.server.now_ms())
         self.assertIsNone(ks.lookup(b"k"))
         self.assertIsNone(ks.lookup(b"old"))
+
+    def test_loaded_keys_are_accessed_at_load_time(self):
+        # Replayed with expiry off, but stamped with the real time: an
+        # idle time from the load on, not from 1970.
+        self.aof.load()
+        self.aof.start()
+        self.call(connect(self.server), "SET", "k", "v")
+        self.turn()
+        self.aof.stop()
+        self.make()
+        self.clock.advance(30)
+        self.aof.load()
+        self.clock.advance(2)
+        self.server.keyspace.tick(self.server.now_ms())
+        self.assertEqual(eviction.idle_ms(self.server.keyspace, b"k"), 2000)
 
     def test_sliced_load(self):
         self.aof.load()
