@@ -390,22 +390,26 @@ class Server:
         # (rcluster/latency.py), as Redis not for a command that blocked (it
         # is when served); a parked one (c.blocked a str: DEBUG SLEEP...) is
         # when it answers.
-        if reply is not BLOCKED and c.blocked.__class__ is not str:
-            if self.latency_on:
-                hist = cmd.histogram or self.latency.histogram_for(cmd)
-                # Histogram.record inlined (per command: the hot path).
-                ns = elapsed if elapsed < 1_000_000_000 else 1_000_000_000
-                if ns > 255:
-                    # latency.counts_index: ((b + 1) << 7) + (ns >> b) - 128
-                    bucket = ns.bit_length() - 8
-                    hist.counts[(bucket << 7) + (ns >> bucket)] += 1
-                else:
-                    hist.counts[ns or 1] += 1
-                hist.total += 1
-            if elapsed >= self.slow_ns:
-                self.latency.slow(c, cmd, argv, elapsed)
-        if send and reply is not BLOCKED:
-            c.reply(reply)
+        if reply is not BLOCKED:
+            if c.blocked.__class__ is not str:
+                if self.latency_on:
+                    hist = cmd.histogram or self.latency.histogram_for(cmd)
+                    # Histogram.record inlined (per command: the hot path).
+                    ns = elapsed
+                    if ns > 255:
+                        if ns > 1_000_000_000:
+                            ns = 1_000_000_000
+                        # latency.counts_index: ((b + 1) << 7) + (ns >> b)
+                        # - 128
+                        bucket = ns.bit_length() - 8
+                        hist.counts[(bucket << 7) + (ns >> bucket)] += 1
+                    else:
+                        hist.counts[ns or 1] += 1
+                    hist.total += 1
+                if elapsed >= self.slow_ns:
+                    self.latency.slow(c, cmd, argv, elapsed)
+            if send:
+                c.reply(reply)
         if c.tracking is not None:
             # Client-side caching: the keys it read, held invalidations.
             self.tracking.after_call(c, cmd, argv, send)
