@@ -650,10 +650,11 @@ class Evictor:
         if not dbs:
             return []
         self.several = len(dbs) > 1
-        now = self.server.keyspace.now
+        current = self.server.keyspace
         used = count = 0
         for ks in dbs:
-            ks.tick(now)          # a database not in use has a stale clock
+            # A database not in use has a stale clock.
+            ks.tick(current.now, current.clock)
             used += ks.used
             count += ks.count
         n = -(-to_free * count // used) if used > 0 else 1

@@ -86,14 +86,15 @@ class Keyspace:
         self.limit = 1 << 62
         self.on_limit = None
 
-    def tick(self, ms: int, access_ms: int | None = None):
+    def tick(self, ms: int, access_ms: float | None = None):
         """The time of the commands that follow, in unix ms (Redis caches
         its clock per command): ``now`` for expiry, and ``clock``, the same
         instant as a float, which a key's LRU metadata records.  Eviction
         sorts and compares thousands of them: floats take CPython's fast
         paths there, where ints past 2**30 (every ms time) don't.
         ``access_ms``: a different time for ``clock`` (an AOF replays with
-        ``now`` 0, so that nothing expires, and real access times)."""
+        ``now`` 0, so that nothing expires, and real access times; another
+        database's clock, copied)."""
         self.now = ms
         self.clock = float(ms if access_ms is None else access_ms)
 

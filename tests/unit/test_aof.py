@@ -625,15 +625,21 @@ class LoadSemanticsTests(AofTestCase):
         # idle time from the load on, not from 1970.
         self.aof.load()
         self.aof.start()
-        self.call(connect(self.server), "SET", "k", "v")
+        client = connect(self.server)
+        self.call(client, "SET", "k", "v")
+        self.call(client, "SELECT", "1")      # another database's clock
+        self.call(client, "SET", "k1", "v")
         self.turn()
         self.aof.stop()
         self.make()
         self.clock.advance(30)
         self.aof.load()
         self.clock.advance(2)
-        self.server.keyspace.tick(self.server.now_ms())
-        self.assertEqual(eviction.idle_ms(self.server.keyspace, b"k"), 2000)
+        now = self.server.now_ms()
+        for db, key in ((0, b"k"), (1, b"k1")):
+            ks = self.server.dbs[db]
+            ks.tick(now)
+            self.assertEqual(eviction.idle_ms(ks, key), 2000)
 
     def test_sliced_load(self):
         self.aof.load()
