@@ -115,6 +115,39 @@ def port_in_use(port) -> bool:
     return False
 
 
+def port_listened(port) -> bool:
+    """Whether something accepts connections on port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+# Linux keeps a closed connection's end in TIME-WAIT for 60 s.
+TIME_WAIT = 65.0
+
+
+def busy_ports(ports, timeout=TIME_WAIT, sleep=time.sleep,
+               clock=time.monotonic, say=print) -> list:
+    """The ports (and bus ports) that can't be listened on.  One held by
+    a connection rather than a listener - a client's ephemeral port, in
+    TIME-WAIT after a burst of loopback traffic (the bus ports 40001...
+    lie in Linux's ephemeral range) - frees itself: wait for it."""
+    wanted = [p for port in ports for p in (port, port + BUS_PORT_OFFSET)]
+    deadline = clock() + timeout
+    told = False
+    while True:
+        busy = [p for p in wanted if port_in_use(p)]
+        if not busy or any(map(port_listened, busy)) or clock() >= deadline:
+            return busy
+        if not told:
+            say(f"rcluster-cluster: port(s) {', '.join(map(str, busy))} "
+                f"held by closed connections (TIME-WAIT): waiting for them")
+            told = True
+        sleep(1.0)
+
+
 # -- talking to nodes -------------------------------------------------------------
 
 def wait_for(predicate, timeout, what):
@@ -226,8 +259,7 @@ def start(args):
                       f"not {describe_ports(ports)}: start it with the same "
                       f"--nodes/--base-port, or "
                       f"'{stop_hint(args).replace(' stop', ' clean')}' first")
-    busy = [p for port in ports for p in (port, port + BUS_PORT_OFFSET)
-            if port_in_use(p)]
+    busy = busy_ports(ports)
     if busy:
         raise Failure(f"port(s) {', '.join(map(str, busy))} already in use on "
                       f"127.0.0.1: choose another --base-port")
