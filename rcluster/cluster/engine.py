@@ -439,10 +439,13 @@ class ClusterEngine:
             broadcast_pong(state)
         self.done(fsync=fsync)
 
-    def take_slots(self, slots):
+    def take_slots(self, slots, source_epoch: int = 0):
         """An atomic slot move ends here, on the target: the slots are
         ours; one epoch bump (without consensus, as SETSLOT NODE after an
-        import) and one broadcast for all of them."""
+        import) and one broadcast for all of them.  ``source_epoch``: the
+        source's current epoch, which our new config epoch must pass, or
+        the source's older claim could win the slots back (an epoch it
+        took just before, not gossiped here yet)."""
         state = self.state
         me = state.myself
         for slot in slots:
@@ -451,7 +454,7 @@ class ClusterEngine:
             if state.slots[slot] is not me:
                 state.del_slot(slot)
                 state.add_slot(me, slot)
-        state.bump_epoch_without_consensus()
+        state.bump_epoch_without_consensus(above=source_epoch)
         broadcast_pong(state)
         self.done()
 

@@ -962,8 +962,8 @@ def migrations_of(server) -> Migrations:
 #                                         key of those slots
 #   LOAD <records>                        many small keys in one argument
 #                                         (pack_load / unpack_load)
-#   FINISH                                the target takes the slots: epoch
-#                                         bump + broadcast
+#   FINISH <source's current epoch>       the target takes the slots: epoch
+#                                         bump past it + broadcast
 #   CANCEL                                the target deletes what it staged
 #
 # The target stages keys in its own keyspace without serving them: it
@@ -1399,7 +1399,10 @@ class SlotExport:
             self._cut_over()
         callbacks.append(done)
         self.outstanding += 1
-        self.proto.send([[b"CLUSTER", b"SYNCSLOTS", b"FINISH"]], callbacks)
+        # Our current epoch goes along: the target's new config epoch
+        # must pass it (engine.take_slots).
+        self.proto.send([[b"CLUSTER", b"SYNCSLOTS", b"FINISH",
+                          b"%d" % self.cluster.current_epoch]], callbacks)
 
     def _cut_over(self):
         if self.pause_timer is not None and self.pause_timer.active():

@@ -400,10 +400,15 @@ class ClusterState:
         top = max((n.config_epoch for n in self.nodes.values()), default=0)
         return max(top, self.current_epoch)
 
-    def bump_epoch_without_consensus(self) -> bool:
-        """Take a new config epoch unless ours is already the greatest."""
+    def bump_epoch_without_consensus(self, above: int = 0) -> bool:
+        """Take a new config epoch unless ours is already the greatest
+        (and greater than ``above``: an epoch known elsewhere, which
+        gossip may not have brought here yet)."""
         me = self.myself
-        if me.config_epoch == 0 or me.config_epoch != self.max_epoch():
+        if above > self.current_epoch:
+            self.current_epoch = above
+        if me.config_epoch == 0 or me.config_epoch != self.max_epoch() or \
+                me.config_epoch <= above:
             self.current_epoch += 1
             me.config_epoch = self.current_epoch
             self.todo |= TODO_SAVE_CONFIG

@@ -299,12 +299,14 @@ def cluster_syncslots(c, argv):
     if sub == b"load" and (len(argv) == 4 or
                            len(argv) >= 6 and len(argv) % 3 == 0):
         return _syncslots_load(c, imp, argv)
-    if sub == b"finish" and len(argv) == 3:
+    if sub == b"finish" and len(argv) in (3, 4):
+        # FINISH [<the source's current epoch>]
+        source_epoch = parse_int(argv[3]) if len(argv) == 4 else 0
         if imp.state != "importing":
             m.end_import(c, cancel=True)
             raise CommandError("ERR The import was flushed: it can't finish")
         m.end_import(c, cancel=False)
-        engine_of(c).take_slots(sorted(imp.slots))
+        engine_of(c).take_slots(sorted(imp.slots), source_epoch)
         return OK
     if sub == b"cancel" and len(argv) == 3:
         m.end_import(c, cancel=True)

@@ -451,6 +451,11 @@ class AtomicMoveTests(TestCase):
         self.state.del_slot(slot)
         self.state.add_slot(self.other, slot)
 
+    def finish(self):
+        """The source's FINISH: with its current epoch."""
+        return [b"CLUSTER", b"SYNCSLOTS", b"FINISH",
+                b"%d" % self.state.current_epoch]
+
     def keys_in(self, slot, n):
         from rcluster.cluster.keyslot import keyslot
         out, i = [], 0
@@ -534,7 +539,7 @@ class AtomicMoveTests(TestCase):
         m = migration.migrations_of(self.server)
         self.assertEqual(set(m.paused_slots), {3, 4})
         self.assertEqual(target.commands(),
-                         [[b"CLUSTER", b"SYNCSLOTS", b"FINISH"]])
+                         [self.finish()])
         self.assertEqual(exchange(*other, command("SET", keys[1], "x")), b"")
         self.assertEqual(exchange(*tx, command("EXEC")), b"")   # waits too
         # ...reads don't.
@@ -584,7 +589,7 @@ class AtomicMoveTests(TestCase):
             got = target.commands()
             rest += got
             target.answer(b"+OK\r\n" * len(got))
-            if [b"CLUSTER", b"SYNCSLOTS", b"FINISH"] in got:
+            if self.finish() in got:
                 break
         self.assertEqual(rest[0][2], b"LOAD")
         self.assertEqual(sorted((r[0], r[2]) for r in
@@ -594,7 +599,7 @@ class AtomicMoveTests(TestCase):
                          [[b"APPEND", b[0], b"+1"], [b"DEL", b[1]],
                           [b"APPEND", a[0], b"+2"],
                           [b"SET", b"{%s}x" % b[0], b"n"]])
-        self.assertEqual(rest[-1], [b"CLUSTER", b"SYNCSLOTS", b"FINISH"])
+        self.assertEqual(rest[-1], self.finish())
         self.assertIs(self.state.slot_owner(4), self.other)
 
     def test_random_writes_during_a_move_arrive_exactly(self):
@@ -696,7 +701,7 @@ class AtomicMoveTests(TestCase):
             self.clock.advance(0)
             got = target.commands()
             apply(got)
-            if [b"CLUSTER", b"SYNCSLOTS", b"FINISH"] in got:
+            if self.finish() in got:
                 break
             target.answer(b"+OK\r\n" * len(got))
         else:
@@ -819,10 +824,14 @@ class AtomicMoveTests(TestCase):
         self.assertEqual(self.ks.lookup(key), b"v")
         self.assertTrue(self.call("GET", key).startswith(b"-MOVED 200 "))
         epoch = self.me.config_epoch
-        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "FINISH"),
-                         b"+OK\r\n")
+        # The source's current epoch comes with FINISH: a claim it took
+        # that gossip has not brought here yet must not outrank ours.
+        ahead = self.state.current_epoch + 5
+        self.assertEqual(self.call("CLUSTER", "SYNCSLOTS", "FINISH",
+                                   str(ahead)), b"+OK\r\n")
         self.assertIs(self.state.slot_owner(200), self.me)
         self.assertGreater(self.me.config_epoch, epoch)
+        self.assertGreater(self.me.config_epoch, ahead)
         self.assertEqual(self.call("GET", key), b"$1\r\nv\r\n")
         # A canceled import leaves nothing behind.
         self.give(300)
