@@ -109,7 +109,7 @@ class LFU:
         self.random = rand or random.random
 
     def minutes(self) -> int:
-        return (self.keyspace.now // 60000) & 65535
+        return _minutes(self.keyspace.now)
 
     def new(self) -> int:
         return (self.minutes() << 8) | LFU_INIT_VAL
@@ -148,6 +148,11 @@ class LFU:
         return (self.minutes() << 8) | freq
 
 
+def _minutes(now_ms: int) -> int:
+    """LFUGetTimeInMinutes: the LFU clock, 16 bits of minutes."""
+    return (now_ms // 60000) & 65535
+
+
 def _decayed(packed, now: int, period: int) -> int:
     """LFUDecrAndReturn for packed metadata (None: a key without, at
     LFU_INIT_VAL), ``now`` in LFU minutes, ``period`` lfu-decay-time."""
@@ -162,7 +167,7 @@ def _decayed(packed, now: int, period: int) -> int:
     return counter
 
 
-def _reset_metas(ks, meta: int):
+def _reset_metas(ks, meta):
     """Every key's access metadata set to ``meta`` (a policy change
     between LRU and LFU)."""
     for table in ks.slots:
@@ -698,7 +703,7 @@ class Evictor:
         whether the key was touched meanwhile."""
         kind = self.kind
         if kind == "lru":
-            # The keep-th oldest found by a sort of plain ints (fast);
+            # The keep-th oldest found by a sort of plain floats (fast);
             # tuples only for the kept ones.
             times = metas
             if len(times) <= keep:
@@ -734,8 +739,12 @@ _SCORE = itemgetter(0)
 # -- OBJECT IDLETIME / FREQ, RESTORE IDLETIME / FREQ ----------------------
 
 def idle_ms(ks, key: bytes) -> int:
-    when = ks.meta(key)
-    return 0 if when is None else max(int(ks.clock - when), 0)
+    return _idle_ms(ks.meta(key), ks.clock)
+
+
+def _idle_ms(meta, clock: float) -> int:
+    """The ms since an LRU access time (0 for a key without)."""
+    return 0 if meta is None else max(int(clock - meta), 0)
 
 
 def frequency(ks, key: bytes) -> int:
@@ -756,13 +765,9 @@ def saved_access(server):
     ks = server.keyspace
     if kind == "lru":
         clock = ks.clock
-
-        def lru(meta):
-            idle = 0 if meta is None else int(clock - meta) // 1000
-            return (idle if idle > 0 else 0), None
-        return lru
+        return lambda meta: (_idle_ms(meta, clock) // 1000, None)
     if kind == "lfu":
-        minutes, period = (ks.now // 60000) & 65535, settings.lfu_decay_time
+        minutes, period = _minutes(ks.now), settings.lfu_decay_time
         return lambda meta: (None, _decayed(meta, minutes, period))
     return None
 

@@ -138,7 +138,7 @@ class Keyspace:
         """key's access metadata (None for a missing key)."""
         return self.slots[keyslot(key)].get(key)
 
-    def set_meta(self, key: bytes, meta: int):
+    def set_meta(self, key: bytes, meta):
         table = self.slots[keyslot(key)]
         if key in table:
             table[key] = meta

@@ -245,6 +245,8 @@ class Snapshot:
             return 0
         entry = self.writer.entry
         access = self.access
+        # Two copies of the loop: without access metadata to save (no
+        # LRU/LFU policy), a key costs no extra call.
         if access is None:
             self._emit(b"".join([entry(key, value, get_expire(key))
                                  for key, value in table.items()
