@@ -54,6 +54,7 @@ from __future__ import annotations
 import ctypes
 import math
 import re
+from itertools import chain
 
 import hiredis
 from rcluster.logs import logger
@@ -154,6 +155,36 @@ def new_reader():
     if HIREDIS_HARDENED:
         _reader_head(reader).maxelements = FAST_MAX_ELEMENTS
     return reader
+
+
+_BULK = frozenset((bytes,))
+
+
+def _taken(batch: list) -> int:
+    """How many of hiredis's requests, from the first, the fast path
+    takes: non-empty arrays of bulk strings only.  Checked per batch, in
+    C, not per request (a bulk comes as bytes; every other type as
+    something else)."""
+    if all(batch) and _BULK.issuperset(map(type,
+                                           chain.from_iterable(batch))):
+        return len(batch)
+    for index, argv in enumerate(batch):
+        if not argv or not _BULK.issuperset(map(type, argv)):
+            return index
+    return len(batch)
+
+
+def _on_boundary(reader) -> bool:
+    """Whether a reader that has read every byte stands on a request
+    boundary, not inside an array (after its header or an element): a
+    probe comes back as a reply of its own only there."""
+    if reader.has_data():
+        return False
+    reader.feed(_PROBE)
+    try:
+        return reader.gets().__class__ is int
+    except hiredis.ProtocolError:
+        return False
 
 
 class ProtocolError(Exception):
@@ -305,25 +336,16 @@ class RequestParser:
             while True:
                 argv = reader.gets()
                 if argv.__class__ is not list:
-                    if argv is False and not reader.has_data():
-                        # Every byte read, but hiredis may still be inside
-                        # an array (the chunk ended after a header or an
-                        # element): a probe comes back as a reply of its
-                        # own only on a request boundary.
-                        reader.feed(_PROBE)
-                        if reader.gets().__class__ is int:
-                            return batch
                     break
-                for arg in argv:
-                    if arg.__class__ is not bytes:
-                        break
-                else:
-                    if argv:
-                        batch.append(argv)
-                        continue
-                break
+                batch.append(argv)
         except hiredis.ProtocolError:
-            pass
+            argv = None         # hiredis stopped before the end
+        taken = _taken(batch)
+        if taken < len(batch):
+            del batch[taken:]
+            argv = None
+        elif argv is False and _on_boundary(reader):
+            return batch
         self._reader = new_reader()
         return self._resume_exact(buf, 0, batch, 0, argv is not False)
 
@@ -343,27 +365,26 @@ class RequestParser:
             while True:
                 argv = reader.gets()
                 if argv.__class__ is not list:
-                    if argv is False and end == len(buf) and \
-                            not reader.has_data():
-                        reader.feed(_PROBE)      # as in _fast
-                        if reader.gets().__class__ is int:
-                            self._exact = None
-                            return batch
                     break
-                for arg in argv:
-                    if arg.__class__ is not bytes:
-                        break
-                else:
-                    if argv:
-                        batch.append(argv)
-                        now = reader.len()
-                        if now < last:
-                            last = left = now
-                            known = len(batch)
-                        continue
-                break
+                batch.append(argv)
+                now = reader.len()
+                if now < last:
+                    last = left = now
+                    known = len(batch)
         except hiredis.ProtocolError:
-            pass
+            argv = None         # hiredis stopped before the end
+        taken = _taken(batch)
+        if taken < len(batch):
+            del batch[taken:]
+            argv = None
+            if known > taken:
+                # The end seen lies past the cut: re-read from the start
+                # (None if that is more than the probe takes: the exact
+                # parser then has it all).
+                known = 0
+        elif argv is False and end == len(buf) and _on_boundary(reader):
+            self._exact = None
+            return batch
         self._reader = new_reader()
         return self._resume_exact(buf, end - left if known else start,
                                   batch, known,

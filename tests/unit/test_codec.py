@@ -150,6 +150,17 @@ class FastPathTests(TestCase):
                 else "Protocol error: expected '$', got '%s'" % got
             self.assertEqual(parse([data]), [("ERR", expected)], data)
 
+    def test_non_bulk_element_after_a_long_pipeline(self):
+        # hiredis parses on past it (the types are checked per batch): the
+        # requests before it run, then the error, wherever the 1 KiB
+        # boundaries of hiredis's buffer fell.
+        error = ("ERR", "Protocol error: expected '$', got ':'")
+        for count in (1, 9, 40):
+            data = PIPELINE * count + b"*1\r\n:1\r\n" + PIPELINE * 20
+            self.assertEqual(parse([data]), PIPELINE_ARGV * count + [error])
+            self.assertEqual(parse([data[:30], data[30:]]),
+                             PIPELINE_ARGV * count + [error])
+
     def test_documented_leniency_of_the_fast_path(self):
         # A chunk hiredis parses in full takes simple strings, big numbers
         # and verbatim strings as bulks (Redis: expected '$', got '+')...
