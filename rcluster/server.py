@@ -23,7 +23,7 @@ from rcluster.eviction import Evictor
 from rcluster.commands.table import CommandError, CommandTable
 from rcluster.databases import Databases
 from rcluster.logs import logger
-from rcluster.latency import install as install_latency
+from rcluster.latency import counts_index, install as install_latency
 from rcluster.notify import EXPIRED, notify, install as install_notify
 from rcluster.propagation import WritePath
 from rcluster.pubsub import PubSub
@@ -48,6 +48,7 @@ _CONNECTION_STATE = frozenset((
 _REPLICA_KINDS = frozenset(("replica", "monitor"))
 _UNPAUSED = frozenset(("replica", "master"))
 _CALLS = attrgetter("calls")
+_ONE_SECOND = counts_index(1_000_000_000)     # the histograms' top
 _PUBSUB_CONTEXT = frozenset(("ping", "subscribe", "ssubscribe", "unsubscribe",
                              "sunsubscribe", "psubscribe", "punsubscribe",
                              "quit", "reset"))
@@ -393,19 +394,19 @@ class Server:
         if reply is not BLOCKED:
             if c.blocked.__class__ is not str:
                 if self.latency_on:
-                    hist = cmd.histogram or self.latency.histogram_for(cmd)
+                    counts = (cmd.histogram or
+                              self.latency.histogram_for(cmd)).counts
                     # Histogram.record inlined (per command: the hot path).
-                    ns = elapsed
-                    if ns > 255:
-                        if ns > 1_000_000_000:
-                            ns = 1_000_000_000
+                    if elapsed > 255:
                         # latency.counts_index: ((b + 1) << 7) + (ns >> b)
-                        # - 128
-                        bucket = ns.bit_length() - 8
-                        hist.counts[(bucket << 7) + (ns >> bucket)] += 1
+                        # - 128, ns at most 1 s
+                        if elapsed < 1_000_000_000:
+                            bucket = elapsed.bit_length() - 8
+                            counts[(bucket << 7) + (elapsed >> bucket)] += 1
+                        else:
+                            counts[_ONE_SECOND] += 1
                     else:
-                        hist.counts[ns or 1] += 1
-                    hist.total += 1
+                        counts[elapsed or 1] += 1
                 if elapsed >= self.slow_ns:
                     self.latency.slow(c, cmd, argv, elapsed)
             if send:
