@@ -25,14 +25,15 @@ import random
 from binascii import crc_hqx
 
 from rcluster.cluster.keyslot import SLOTS, keyslot
-from rcluster.memory import (EXPIRE_COST, KEY_OVERHEAD, LONG_BYTES, SHORT,
-                             SHORT_COST, estimate, key_cost, string_cost)
+from rcluster.memory import (EXPIRE_COST, KEY_COST, KEY_OVERHEAD, LONG_BYTES,
+                             SHORT, SHORT_COST, estimate, key_cost,
+                             string_cost)
 
 _die = random.random
 
 
 class Keyspace:
-    __slots__ = ("values", "slots", "expires", "count", "now", "clock",
+    __slots__ = ("values", "slots", "expires", "now", "clock",
                  "dirty", "on_expire", "_heap", "replica_mode",
                  "before_write", "on_new", "used", "sizes", "lfu", "track",
                  "limit", "on_limit", "staged")
@@ -45,7 +46,6 @@ class Keyspace:
         # IDLETIME / FREQ too.
         self.slots = [{} for _ in range(SLOTS)]
         self.expires: dict = {}     # key -> deadline, unix ms
-        self.count = 0
         self.now = 0            # see tick
         self.clock = 0.0
         # Bumped by every change (Redis's server.dirty): tells the server a
@@ -154,7 +154,12 @@ class Keyspace:
         return self.lookup(key) is not None
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.values)
+
+    @property
+    def count(self) -> int:
+        """How many keys (expired ones not removed yet included)."""
+        return len(self.values)
 
     def ttl(self, key: bytes):
         """Milliseconds to live: None for a key without TTL (check
@@ -192,14 +197,13 @@ class Keyspace:
         if old is None:
             if stored is not None:
                 self.sizes[key] = stored
-            self.count += 1
             values[key] = value
             self.slots[slot][key] = self.clock if self.lfu is None else \
                 self.lfu.new()
             self.dirty += 1
             n = len(key)        # memory.key_cost, inlined
-            self.used += size + KEY_OVERHEAD + (
-                SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
+            self.used += size + (KEY_COST[n] if n < SHORT else
+                                 KEY_OVERHEAD + n + LONG_BYTES)
             if self.used > self.limit:
                 self.on_limit()
             if self.on_new is not None:
@@ -230,7 +234,6 @@ class Keyspace:
         self.values[key] = value
         self.slots[slot][key] = self.clock if self.lfu is None else \
             self.lfu.new()
-        self.count += 1
         self.dirty += 1
         size = string_cost(value) if value.__class__ is bytes else \
             estimate(value)
@@ -286,7 +289,6 @@ class Keyspace:
         if value is None:
             return False
         del self.slots[slot][key]
-        self.count -= 1
         self._forget(key, value)
         if self.expires and self.expires.pop(key, None) is not None:
             self.used -= EXPIRE_COST
@@ -299,17 +301,17 @@ class Keyspace:
         Redis does); the caller does the DEL/notify bookkeeping.  Returns
         (keys removed, how many of ``keys`` were consumed).  delete and
         _forget inlined: this runs once per evicted key."""
-        slots, values, expires, sizes = \
-            self.slots, self.values, self.expires, self.sizes
+        slots, values, expires, sizes, before_write = (
+            self.slots, self.values, self.expires, self.sizes,
+            self.before_write)
         used = self.used
         target = used - need
         removed = []
         consumed = 0
-        for key in keys:
-            consumed += 1
+        for consumed, key in enumerate(keys, 1):
             slot = keyslot(key) if 123 in key else crc_hqx(key, 0) & 16383
-            if self.before_write is not None:
-                self.before_write(slot)
+            if before_write is not None:
+                before_write(slot)
             value = values.pop(key, None)
             if value is None:
                 continue
@@ -321,14 +323,13 @@ class Keyspace:
             else:
                 used -= sizes.pop(key, 0)
             n = len(key)
-            used -= KEY_OVERHEAD + (
-                SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
+            used -= KEY_COST[n] if n < SHORT else \
+                KEY_OVERHEAD + n + LONG_BYTES
             if expires and expires.pop(key, None) is not None:
                 used -= EXPIRE_COST
             removed.append(key)
             if used <= target:
                 break
-        self.count -= len(removed)
         self.used = used
         return removed, consumed
 
@@ -371,7 +372,6 @@ class Keyspace:
         self.slots = [{} for _ in range(SLOTS)]
         self.expires = {}
         self._heap = []
-        self.count = 0
         self.used = 0
         self.sizes = {}
         self.dirty += removed
@@ -384,7 +384,6 @@ class Keyspace:
             self.before_write(slot)
         value = self.values.pop(key, None)
         self.slots[slot].pop(key, None)
-        self.count -= 1
         if value is not None:
             self._forget(key, value)
         if self.expires.pop(key, None) is not None:
@@ -438,7 +437,6 @@ class Keyspace:
             if expires and expires.pop(key, None) is not None:
                 self.used -= EXPIRE_COST
         self.slots[slot] = {}
-        self.count -= removed
         self.dirty += removed
         return removed
 

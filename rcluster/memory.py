@@ -55,16 +55,17 @@ def bytes_cost(n: int) -> int:
 
 # bytes_cost by table for the lengths pymalloc serves (most keys and
 # values): a list lookup where SET and eviction pay it per key
-# (Keyspace.set / evict_keys inline these two lines).  Longer ones cost
-# n + LONG_BYTES.
+# (Keyspace.set / evict_keys inline these lines; KEY_COST adds a key's
+# dict entries).  Longer ones cost n + LONG_BYTES.
 SHORT = PYMALLOC_MAX - BYTES_HEADER + 1
 SHORT_COST = [bytes_cost(n) for n in range(SHORT)]
 LONG_BYTES = BYTES_HEADER + 16
+KEY_COST = [KEY_OVERHEAD + cost for cost in SHORT_COST]
 
 
 def key_cost(key: bytes) -> int:
     n = len(key)
-    return KEY_OVERHEAD + (SHORT_COST[n] if n < SHORT else n + LONG_BYTES)
+    return KEY_COST[n] if n < SHORT else KEY_OVERHEAD + n + LONG_BYTES
 
 
 def string_cost(value: bytes) -> int:
