@@ -55,7 +55,7 @@ from __future__ import annotations
 import heapq
 import random
 from binascii import crc_hqx
-from itertools import chain, islice
+from itertools import chain, compress, islice
 from operator import itemgetter
 from time import perf_counter
 
@@ -536,7 +536,7 @@ class Evictor:
                             break
                 before = ks.used
                 removed, consumed = self._evict_keys(
-                    ks, [c[1] for c in batch[pos:stop]], to_free - freed)
+                    ks, list(map(_KEY, batch[pos:stop])), to_free - freed)
                 freed += before - ks.used
                 got += len(removed)
                 evicted += len(removed)
@@ -704,20 +704,14 @@ class Evictor:
         kind = self.kind
         if kind == "lru":
             # The keep-th oldest found by a sort of plain floats (fast);
-            # tuples only for the kept ones.
+            # tuples only for the kept ones, picked in C.  Ties across
+            # the cut may give a few more: populate keeps ``keep``.
             times = metas
-            if len(times) <= keep:
-                return [(-t, k, ks, t) for t, k in zip(times, keys)]
-            ranked = sorted(times)
-            cut = ranked[keep - 1]
-            if ranked[keep] != cut:
-                return [(-t, k, ks, t) for t, k in zip(times, keys)
-                        if t <= cut]
-            # Ties across the cut: those under it, then ties up to keep.
-            best = [(-t, k, ks, t) for t, k in zip(times, keys) if t < cut]
-            best += islice(((-t, k, ks, t) for t, k in zip(times, keys)
-                            if t == cut), keep - len(best))
-            return best
+            if len(times) > keep:
+                cut = sorted(times)[keep - 1]
+                return [(-t, k, ks, t) for t, k in
+                        compress(zip(times, keys), map(cut.__ge__, times))]
+            return [(-t, k, ks, t) for t, k in zip(times, keys)]
         if kind == "lfu":
             return [(255 - c, k, ks, a) for c, k, a in
                     zip(ks.lfu.decayed_many(metas), keys, metas)]
@@ -733,7 +727,7 @@ def _metas(ks, keys: list, default) -> list:
             .get(key, default) for key in keys]
 
 
-_SCORE = itemgetter(0)
+_SCORE, _KEY = itemgetter(0), itemgetter(1)
 
 
 # -- OBJECT IDLETIME / FREQ, RESTORE IDLETIME / FREQ ----------------------

@@ -657,11 +657,34 @@ class ScoringTests(TestCase):
                             for _, key, _, meta in best))
 
     def test_lru_ties(self):
+        # Keys tied at the cut may all come (populate keeps the best
+        # ``keep``); every key older than the cut always does, wherever
+        # it was sampled.
         keys = [b"k%d" % i for i in range(40)]
         for key in keys:
             self.ks.set(key, b"v")      # all at the same time
-        self.assertEqual(len(self.scored(keys, 16)), 16)
+        self.ks.tick(900)
+        older = [b"old%d" % i for i in range(5)]
+        for key in older:
+            self.ks.set(key, b"v")
+        best = self.scored(keys + older, 16)
+        self.assertGreaterEqual(len(best), 16)
+        self.assertLessEqual(set(older), {key for _, key, _, _ in best})
+        self.assertEqual({meta for _, key, _, meta in best
+                          if key not in older}, {1_000.0})
         self.assertEqual(len(self.scored(keys[:10], 16)), 10)
+
+    def test_populate_keeps_the_best_of_ties(self):
+        evictor = Evictor.__new__(Evictor)
+        evictor.kind, evictor.pool = "lru", []
+        keys = [b"k%d" % i for i in range(40)]
+        for key in keys:
+            self.ks.set(key, b"v")
+        self.ks.tick(900)
+        self.ks.set(b"old", b"v")
+        evictor.populate(self.ks, 41, False, keep=16)
+        self.assertEqual(len(evictor.pool), 16)
+        self.assertEqual(evictor.pool[0][1], b"old")
 
     def test_key_gone_counts_as_just_used(self):
         keys = [b"k%d" % i for i in range(20)]
