@@ -55,7 +55,7 @@ from __future__ import annotations
 import heapq
 import random
 from binascii import crc_hqx
-from itertools import chain, compress, islice
+from itertools import chain, islice
 from operator import itemgetter
 from time import perf_counter
 
@@ -71,6 +71,7 @@ log = logger()
 OOM = Error("OOM command not allowed when used memory > 'maxmemory'.")
 LFU_INIT_VAL = 5
 POOL_SIZE = 16
+INF = float("inf")
 EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 SLOTS = 16384
 GATE_AT = 0.9
@@ -704,14 +705,13 @@ class Evictor:
         kind = self.kind
         if kind == "lru":
             # The keep-th oldest found by a sort of plain floats (fast);
-            # tuples only for the kept ones, picked in C.  Ties across
-            # the cut may give a few more: populate keeps ``keep``.
+            # tuples only for the kept ones.  Ties across the cut may give
+            # a few more: populate keeps ``keep``.  (Picking them in C,
+            # compress(..., map(cut.__ge__, times)), costs more: a
+            # method-wrapper call per sample.)
             times = metas
-            if len(times) > keep:
-                cut = sorted(times)[keep - 1]
-                return [(-t, k, ks, t) for t, k in
-                        compress(zip(times, keys), map(cut.__ge__, times))]
-            return [(-t, k, ks, t) for t, k in zip(times, keys)]
+            cut = sorted(times)[keep - 1] if len(times) > keep else INF
+            return [(-t, k, ks, t) for t, k in zip(times, keys) if t <= cut]
         if kind == "lfu":
             return [(255 - c, k, ks, a) for c, k, a in
                     zip(ks.lfu.decayed_many(metas), keys, metas)]
