@@ -691,17 +691,16 @@ class Evictor:
             keys, metas = sample_many(ks, samples)
         pool = self.pool
         pool += self._scored(ks, keys, metas, keep)
-        pool.sort(key=_SCORE, reverse=True)
+        pool.sort(key=_SCORE)
         del pool[keep:]
 
     def _scored(self, ks, keys, metas, keep: int) -> list:
         """The ``keep`` best of keys (``metas``: their access metadata) as
-        (score, key, ks, metadata): the
-        higher the score, the better a victim.  LRU: minus the last access
-        time (the idle time, ranked the same at any instant); LFU: 255 -
-        the decayed counter; volatile-ttl: minus the deadline.  The
-        metadata (access time, packed LFU counter, deadline) tells later
-        whether the key was touched meanwhile."""
+        (score, key, ks, metadata): the lower the score, the better a
+        victim.  LRU: the last access time (the oldest is idle the
+        longest); LFU: the decayed counter; volatile-ttl: the deadline.
+        The metadata (access time, packed LFU counter, deadline) tells
+        later whether the key was touched meanwhile."""
         kind = self.kind
         if kind == "lru":
             # The keep-th oldest found by a sort of plain floats (fast);
@@ -711,12 +710,12 @@ class Evictor:
             # method-wrapper call per sample.)
             times = metas
             cut = sorted(times)[keep - 1] if len(times) > keep else INF
-            return [(-t, k, ks, t) for t, k in zip(times, keys) if t <= cut]
+            return [(t, k, ks, t) for t, k in zip(times, keys) if t <= cut]
         if kind == "lfu":
-            return [(255 - c, k, ks, a) for c, k, a in
+            return [(c, k, ks, a) for c, k, a in
                     zip(ks.lfu.decayed_many(metas), keys, metas)]
         get = ks.expires.get      # volatile-ttl: the soonest deadline first
-        return [(-(w := get(k)), k, ks, w) for k in keys]
+        return [(w, k, ks, w) for k in keys if (w := get(k)) is not None]
 
 
 def _metas(ks, keys: list, default) -> list:

@@ -278,8 +278,8 @@ class PoolTests(EvictionTestCase):
     def test_pool_keeps_the_best_sixteen(self):
         ev = self.populated()
         self.assertLessEqual(len(ev.pool), eviction.POOL_SIZE)
-        # Best victim first; an LRU score is minus the last access time.
-        idle = [self.ks.now + entry[0] for entry in ev.pool]
+        # Best victim first; an LRU score is the last access time.
+        idle = [self.ks.now - entry[0] for entry in ev.pool]
         self.assertEqual(idle, sorted(idle, reverse=True))
         # The oldest keys (idle the longest) gather at the front.
         self.assertGreater(idle[0], 50 * 1000)
@@ -306,7 +306,7 @@ class PoolTests(EvictionTestCase):
         for score, key, _, meta in batch:
             if key == read:
                 self.assertEqual(meta, self.ks.meta(read))
-                self.assertEqual(score, min(c[0] for c in batch))
+                self.assertEqual(score, max(c[0] for c in batch))
 
     def test_sampling(self):
         for i in range(20):
@@ -651,7 +651,7 @@ class ScoringTests(TestCase):
             keys.append(b"k%d" % i)
             self.ks.set(keys[-1], b"v")
         best = self.scored(keys, 10)
-        self.assertEqual(sorted(-score for score, _, _, _ in best),
+        self.assertEqual(sorted(score for score, _, _, _ in best),
                          list(range(1_000, 1_010)))
         self.assertTrue(all(self.ks.meta(key) == meta
                             for _, key, _, meta in best))
