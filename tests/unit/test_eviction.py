@@ -2,6 +2,8 @@
 victims, the pool, LFU counter math against Redis's formulas, -OOM."""
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 
 from rcluster import eviction, memory
@@ -651,7 +653,8 @@ class ScoringTests(TestCase):
             keys.append(b"k%d" % i)
             self.ks.set(keys[-1], b"v")
         best = self.scored(keys, 10)
-        self.assertEqual(sorted(score for score, _, _, _ in best),
+        # The 10 oldest, maybe a few more (populate keeps 10).
+        self.assertEqual(sorted(score for score, _, _, _ in best)[:10],
                          list(range(1_000, 1_010)))
         self.assertTrue(all(self.ks.meta(key) == meta
                             for _, key, _, meta in best))
@@ -673,6 +676,39 @@ class ScoringTests(TestCase):
         self.assertEqual({meta for _, key, _, meta in best
                           if key not in older}, {1_000.0})
         self.assertEqual(len(self.scored(keys[:10], 16)), 10)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.integers(0, 40), min_size=1, max_size=300),
+           st.integers(1, 120))
+    def test_lru_cut_keeps_every_best_candidate(self, ages, keep):
+        # Whatever the cut estimated from a few samples gives, every
+        # sample older than the keep-th oldest comes, and at least keep.
+        ks = Keyspace()
+        ks.tick(1_000)
+        keys = [b"k%d" % i for i in range(len(ages))]
+        times = [1_000.0 - age for age in ages]
+        evictor = Evictor.__new__(Evictor)
+        evictor.kind = "lru"
+        best = evictor._scored(ks, keys, times, keep)
+        self.assertGreaterEqual(len(best), min(keep, len(keys)))
+        cut = sorted(times)[min(keep, len(times)) - 1]
+        self.assertLessEqual({k for k, t in zip(keys, times) if t < cut},
+                             {key for _, key, _, _ in best})
+        self.assertTrue(all(score == times[keys.index(key)] == meta
+                            for score, key, _, meta in best))
+
+    def test_lru_cut_estimate_falling_short(self):
+        # Every PROBE-th sample is among the oldest: the cut estimated
+        # from them lets too few through, the exact one is used.
+        keys = [b"k%d" % i for i in range(400)]
+        times = [float(i) if i % eviction.PROBE else -float(i)
+                 for i in range(400)]
+        evictor = Evictor.__new__(Evictor)
+        evictor.kind = "lru"
+        best = evictor._scored(self.ks, keys, times, 200)
+        self.assertGreaterEqual(len(best), 200)
+        self.assertEqual(sorted(t for t, _, _, _ in best)[:200],
+                         sorted(times)[:200])
 
     def test_populate_keeps_the_best_of_ties(self):
         evictor = Evictor.__new__(Evictor)
