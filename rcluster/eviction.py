@@ -11,9 +11,10 @@ maxmemory again (``arm``); with maxmemory unset the fast path pays
 nothing.
 
 Victims are chosen as Redis does: ``maxmemory-samples`` keys are sampled
-per eviction (all keys, or keys with a TTL for volatile-*), scored (idle
-time for LRU, 255 - decayed counter for LFU, -deadline for volatile-ttl)
-and merged into an eviction pool of 16 best candidates; the best goes,
+per eviction (all keys, or keys with a TTL for volatile-*), scored (the
+lower the better: last access time for LRU, decayed counter for LFU,
+deadline for volatile-ttl) and merged into an eviction pool of 16 best
+candidates; the best goes,
 unless it was deleted or accessed since it was scored.  Sampling all
 keys takes runs of consecutive slots from random ones (dictGetSomeKeys
 with the slots as buckets); sampling TTL keys picks random entries of
