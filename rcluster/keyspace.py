@@ -154,12 +154,10 @@ class Keyspace:
         return self.lookup(key) is not None
 
     def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def count(self) -> int:
         """How many keys (expired ones not removed yet included)."""
         return len(self.values)
+
+    count = property(__len__)
 
     def ttl(self, key: bytes):
         """Milliseconds to live: None for a key without TTL (check
