@@ -28,7 +28,7 @@ class Databases:
                 raise IndexError(index)
             ks = self.made[index] = Keyspace()
             first = self.made[0]
-            ks.tick(first.now, first.clock)
+            ks.same_time(first)
             ks.on_expire = first.on_expire
             ks.on_new = first.on_new
             ks.track = first.track      # access times (eviction.py)

@@ -661,8 +661,7 @@ class Evictor:
         current = self.server.keyspace
         used = count = 0
         for ks in dbs:
-            # A database not in use has a stale clock.
-            ks.tick(current.now, current.clock)
+            ks.same_time(current)
             used += ks.used
             count += ks.count
         n = -(-to_free * count // used) if used > 0 else 1

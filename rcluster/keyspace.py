@@ -93,10 +93,14 @@ class Keyspace:
         sorts and compares thousands of them: floats take CPython's fast
         paths there, where ints past 2**30 (every ms time) don't.
         ``access_ms``: a different time for ``clock`` (an AOF replays with
-        ``now`` 0, so that nothing expires, and real access times; another
-        database's clock, copied)."""
+        ``now`` 0, so that nothing expires, and real access times)."""
         self.now = ms
         self.clock = float(ms if access_ms is None else access_ms)
+
+    def same_time(self, other: "Keyspace"):
+        """Take another keyspace's time (a database coming into use, or
+        one made later, has a stale clock)."""
+        self.now, self.clock = other.now, other.clock
 
     # -- reading --------------------------------------------------------
     def lookup(self, key: bytes):

@@ -431,7 +431,7 @@ class Server:
         the replica mode go with it."""
         old, new = self.keyspace, self.dbs[index]
         if new is not old:
-            new.tick(old.now, old.clock)
+            new.same_time(old)
             new.dirty = old.dirty
             new.replica_mode = old.replica_mode
             self.keyspace = new
@@ -446,7 +446,7 @@ class Server:
         if current in (a, b):
             self.keyspace = dbs[current]
             other = dbs[b if current == a else a]
-            self.keyspace.tick(other.now, other.clock)
+            self.keyspace.same_time(other)
             self.keyspace.dirty = other.dirty
             self.keyspace.replica_mode = other.replica_mode
 
