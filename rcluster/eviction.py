@@ -74,6 +74,7 @@ LFU_INIT_VAL = 5
 POOL_SIZE = 16
 # LRU scoring estimates its cut from every PROBE-th sample (_scored).
 PROBE = 4
+INF = float("inf")
 EVICT_OK, EVICT_RUNNING, EVICT_FAIL = 0, 1, 2
 SLOTS = 16384
 GATE_AT = 0.9
@@ -715,20 +716,24 @@ class Evictor:
             # more: a method-wrapper call per sample.)
             times = metas
             if len(times) <= keep:
-                return [(t, k, ks, t) for t, k in zip(times, keys)]
+                return _accessed_by(ks, keys, times, INF)
             probe = sorted(times[::PROBE])
-            cut = probe[min((keep + keep // 4) // PROBE + 1, len(probe) - 1)]
-            best = [(t, k, ks, t) for t, k in zip(times, keys) if t <= cut]
+            best = _accessed_by(ks, keys, times, probe[
+                min((keep + keep // 4) // PROBE + 1, len(probe) - 1)])
             if len(best) < keep:
-                cut = sorted(times)[keep - 1]
-                best = [(t, k, ks, t) for t, k in zip(times, keys)
-                        if t <= cut]
+                best = _accessed_by(ks, keys, times, sorted(times)[keep - 1])
             return best
         if kind == "lfu":
             return [(c, k, ks, a) for c, k, a in
                     zip(ks.lfu.decayed_many(metas), keys, metas)]
         get = ks.expires.get      # volatile-ttl: the soonest deadline first
         return [(w, k, ks, w) for k in keys if (w := get(k)) is not None]
+
+
+def _accessed_by(ks, keys: list, times: list, cut: float) -> list:
+    """LRU candidates (score, key, ks, metadata) of the keys last accessed
+    at ``cut`` or before: the access time is both score and metadata."""
+    return [(t, k, ks, t) for t, k in zip(times, keys) if t <= cut]
 
 
 def _metas(ks, keys: list, default) -> list:
